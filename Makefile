@@ -1,0 +1,71 @@
+# keras-serving — every entry point a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+TOOLS  := .tools
+export PATH := $(CURDIR)/$(TOOLS)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+
+PYTEST := $(PYTHON) -m pytest
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+# ---- environment -----------------------------------------------------------------------------
+$(VENV)/.installed: requirements/dev.txt gateway/pyproject.toml model/pyproject.toml scripts/setup-venv.sh
+	scripts/setup-venv.sh
+	@touch $@
+
+.PHONY: venv tools system
+venv: $(VENV)/.installed ## create .venv with the pinned Python packages
+
+$(TOOLS)/.installed: scripts/install-tools.sh
+	scripts/install-tools.sh
+	@touch $@
+
+tools: $(TOOLS)/.installed ## install pinned helm, kubectl, checkov, readme-generator into .tools/
+
+system: ## install the Debian packages the container tier and benchmarks need (docker.io, mmdebstrap, podman, nginx, wrk)
+	scripts/install-system.sh
+
+# ---- the two commands ------------------------------------------------------------------------
+.PHONY: demo test
+demo: venv ## run the whole stack locally on the bundled demo model and classify a sample image
+	scripts/demo.sh
+
+test: venv tools system ## run every test tier (unit, chart, integration, containers)
+	$(PYTEST)
+
+# ---- single tiers ----------------------------------------------------------------------------
+.PHONY: test-unit test-chart test-integration test-containers test-cluster
+test-unit: venv ## unit tests only
+	$(PYTEST) -m unit
+test-chart: venv tools ## chart rendering, schemas, checkov, packaging
+	$(PYTEST) -m chart
+test-integration: venv ## gateway <-> real gRPC model server
+	$(PYTEST) -m integration
+test-containers: venv tools system ## Docker images, container e2e, podman kube play of the chart
+	$(PYTEST) -m containers
+test-cluster: tools ## against a live cluster (kind, EKS): install, helm test, upgrade under load, rollback, uninstall
+	scripts/test-cluster.sh
+
+# ---- local stack -----------------------------------------------------------------------------
+.PHONY: up down
+up: venv ## start model server + gateway in the background (stop with make down)
+	scripts/stack.sh up
+down: ## stop what make up started
+	scripts/stack.sh down
+
+# ---- docs and benchmarks ---------------------------------------------------------------------
+.PHONY: docs bench
+docs: tools ## regenerate the README parameter table and values.schema.json from values.yaml
+	scripts/values-docs.sh
+
+bench: venv system ## run the benchmarks, write bench/results.md and bench/results.png
+	$(PYTHON) -m bench
+
+.PHONY: clean
+clean: ## remove the venv, tools and runtime state
+	rm -rf $(VENV) $(TOOLS) .run

@@ -1,0 +1,1 @@
+"""keras-serving model tooling."""

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages the container tier and the benchmarks need, installed only when missing:
+#   docker.io   — Docker engine (tests start their own dockerd, see scripts/docker-engine.sh)
+#   mmdebstrap  — builds the local base image (Docker Hub is not reachable from CI)
+#   podman      — runs the chart's rendered pods (`podman kube play`)
+#   nginx-light, wrk — static image server and load generator for bench/
+set -euo pipefail
+packages=(docker.io mmdebstrap podman nginx-light wrk)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "installing Debian packages: ${missing[*]}"
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The distribution's nginx unit may have started a server on :80; the benchmarks start their own.
+"${sudo[@]}" systemctl disable --now nginx >/dev/null 2>&1 || "${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
