@@ -1,0 +1,78 @@
+"""`python -m gateway`: read settings, build the app, serve it with waitress.
+
+SIGTERM drains instead of dropping requests: the gateway stops accepting new connections and
+reports not-ready, lets requests in flight finish (up to SHUTDOWN_GRACE_SECONDS, default 20,
+inside Kubernetes' default 30 s termination grace), then stops waitress and closes the channel.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from waitress import create_server
+
+from gateway.app import create_app
+from gateway.logs import configure_logging
+from gateway.settings import Settings, SettingsError
+
+log = logging.getLogger("gateway")
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"gateway: bad configuration: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    grace = float(os.environ.get("SHUTDOWN_GRACE_SECONDS", "20"))
+    app = create_app(settings)
+    state = app.extensions["gateway"]
+    server = create_server(
+        app,
+        host=settings.listen_host,
+        port=settings.port,
+        threads=settings.threads,
+        # Slack over the app's own limit so multipart framing around a maximal image still
+        # reaches Flask, which answers with a JSON 413 instead of waitress's plain-text one.
+        max_request_body_size=settings.max_request_bytes + 64 * 1024,
+        ident="gateway",
+        clear_untrusted_proxy_headers=True,
+    )
+
+    def drain_then_stop() -> None:
+        deadline = time.monotonic() + grace
+        while state["metrics"].active() > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log.info("drained, stopping", extra={"fields": {"in_flight": state["metrics"].active()}})
+        signal.raise_signal(signal.SIGINT)  # waitress's run() stops on KeyboardInterrupt
+
+    def on_sigterm(_signum, _frame) -> None:
+        if state.get("draining"):
+            return
+        state["draining"] = True
+        server.accepting = False  # waitress stops accepting; open connections keep being served
+        log.info("SIGTERM: draining", extra={"fields": {"grace_seconds": grace}})
+        threading.Thread(target=drain_then_stop, name="drain", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    log.info("gateway listening", extra={"fields": {
+        "host": settings.listen_host, "port": server.effective_port,
+        "tf_serving_host": settings.tf_serving_host, "model_name": settings.model_name,
+    }})
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        state["model"].close()
+    log.info("gateway stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Image bytes -> `{label: score}`: preprocessing for the discovered signature, the model call,
+labels, optional softmax and top-k.
+
+Labels, first match wins: `LABELS` from configuration (the chart passes them); else the model's
+own DT_STRING `labels` output (added by `model convert --labels`); else `class_<i>`.
+Scores are what the model outputs (logits for the demo model, like the lesson) unless
+`APPLY_SOFTMAX=true`, which turns them into probabilities that sum to 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from gateway.errors import GatewayError
+from gateway.imaging import decode_resized, to_model_input
+from gateway.metrics import GatewayMetrics
+from gateway.model_client import ModelClient, ModelSignature
+from gateway.settings import Settings
+
+
+class Classifier:
+    def __init__(self, settings: Settings, model: ModelClient, metrics: GatewayMetrics):
+        self.settings = settings
+        self.model = model
+        self.metrics = metrics
+
+    def classify(self, image: bytes, top_k: int | None = None) -> dict[str, float]:
+        signature = self.model.signature()
+        try:
+            scores, model_labels = self._predict(signature, image)
+        except GatewayError as error:
+            if error.code not in ("model_rejected_input", "model_bad_response"):
+                raise
+            # The model may have been re-exported with other tensor names, dtype or size since
+            # the last refresh: rediscover now, and retry once if the signature did change.
+            fresh = self.model.refresh_signature()
+            if fresh == signature:
+                raise
+            scores, model_labels = self._predict(fresh, image)
+        labels = self._labels(len(scores), model_labels)
+        if self.settings.apply_softmax:
+            scores = softmax(scores)
+        return top_scores(labels, scores, top_k)
+
+    def _predict(self, signature: ModelSignature, image: bytes):
+        with self.metrics.stage("decode"):
+            rgb = decode_resized(image, signature.width, signature.height, self.settings.max_image_pixels)
+            batch = to_model_input(rgb, signature.input_dtype, self.settings.preprocessing)
+        with self.metrics.stage("model"):
+            return self.model.predict(signature, batch)
+
+    def _labels(self, count: int, model_labels: list[str] | None) -> list[str]:
+        if self.settings.labels:
+            if len(self.settings.labels) != count:
+                raise GatewayError(
+                    500,
+                    "labels_mismatch",
+                    f"LABELS names {len(self.settings.labels)} classes but the model outputs {count} scores",
+                )
+            return list(self.settings.labels)
+        if model_labels is not None and len(model_labels) == count:
+            return model_labels
+        return [f"class_{i}" for i in range(count)]
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = np.exp(scores - scores.max())
+    return shifted / shifted.sum()
+
+
+def top_scores(labels: list[str], scores: np.ndarray, top_k: int | None) -> dict[str, float]:
+    """All classes in model order (the seed's shape), or the best `top_k`, highest first."""
+    if not np.all(np.isfinite(scores)):
+        raise GatewayError(502, "model_bad_response", "the model returned non-finite scores")
+    values = [float(v) for v in scores]
+    if top_k is None:
+        return dict(zip(labels, values))
+    order = sorted(range(len(values)), key=lambda i: values[i], reverse=True)[:top_k]
+    return {labels[i]: values[i] for i in order}

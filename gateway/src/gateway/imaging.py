@@ -1,0 +1,105 @@
+"""Image bytes -> the model's input array: sniff, decode (JPEG at reduced scale), resize, scale.
+
+Resize matches training: RGB conversion then PIL NEAREST to the model's (W, H), which is what
+Keras `load_img` and keras-image-helper do. For JPEG, `Image.draft` first lets libjpeg decode at
+1/2, 1/4 or 1/8 scale (DCT scaling) while staying at least the target size, so a 12-megapixel
+phone photo is never decoded at full size.
+
+Decompression bombs: the pixel count in the header is checked against `max_image_pixels` right
+after `Image.open` (which parses only the header) and before any pixel is decoded; Pillow's own
+global guard is set to the same limit as a backstop.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from gateway.errors import GatewayError
+
+# Magic numbers of the formats we accept; anything else is refused before Pillow sees it
+# (Pillow would otherwise try every plugin it has, including exotic ones).
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+)
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+
+# Per-family scaling of float32 inputs, as keras-image-helper / keras.applications do it.
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+
+def configure_pillow(max_image_pixels: int) -> None:
+    """Set Pillow's process-wide decompression-bomb limit (called by create_app, not on import)."""
+    Image.MAX_IMAGE_PIXELS = max_image_pixels
+
+
+def sniff_format(data: bytes) -> str:
+    """Name the image format from its first bytes; raise 415 for anything else."""
+    for magic, name in _SIGNATURES:
+        if data.startswith(magic):
+            return name
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    raise GatewayError(
+        415,
+        "unsupported_image",
+        "the content is not a JPEG, PNG, GIF, BMP or WebP image",
+    )
+
+
+def decode_resized(data: bytes, width: int, height: int, max_pixels: int) -> np.ndarray:
+    """Decode `data` and return an RGB uint8 array of shape (height, width, 3)."""
+    fmt = sniff_format(data)
+    try:
+        with warnings.catch_warnings():
+            # Between 1x and 2x Pillow only warns; our own check below is the real limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[fmt])
+        pixels = image.width * image.height
+        if pixels > max_pixels:
+            raise _too_many_pixels(image.width, image.height, max_pixels)
+        if fmt == "JPEG":
+            image.draft("RGB", (width, height))
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.NEAREST)
+        else:
+            image.load()
+        return np.asarray(image, dtype=np.uint8)
+    except GatewayError:
+        raise
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(None, None, max_pixels) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        # OSError covers "image file is truncated" and broken streams.
+        raise GatewayError(422, "invalid_image", f"the {fmt} image cannot be decoded: {error}") from None
+
+
+def _too_many_pixels(width, height, limit) -> GatewayError:
+    size = f"{width}x{height} " if width else ""
+    return GatewayError(
+        413, "image_too_many_pixels", f"the image {size}has more than {limit} pixels (MAX_IMAGE_PIXELS)"
+    )
+
+
+def to_model_input(rgb: np.ndarray, input_dtype: str, family: str) -> np.ndarray:
+    """Batch of one in the model's input dtype: uint8 as-is, float32 scaled per `family`."""
+    batch = rgb[np.newaxis]
+    if input_dtype == "uint8":
+        return batch
+    x = batch.astype(np.float32)
+    if family in ("xception", "inception_v3"):
+        x /= 127.5
+        x -= 1.0
+        return x
+    # resnet50 / vgg16: "caffe" mode, RGB -> BGR then subtract the ImageNet mean per channel.
+    x = x[..., ::-1]
+    x -= _CAFFE_MEAN_BGR
+    return np.ascontiguousarray(x)

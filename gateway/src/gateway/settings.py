@@ -1,0 +1,196 @@
+"""Typed gateway settings, read once from the environment (nothing is read at import time).
+
+Every setting, its default and its meaning is listed in the README's gateway section; the
+Helm chart maps its values onto these names.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PREPROCESSING_FAMILIES = ("xception", "resnet50", "vgg16", "inception_v3")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the gateway cannot run with; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    tf_serving_host: str = "localhost:8500"
+    model_name: str = "clothing-model"
+    model_signature: str = "serving_default"
+    scores_output: str = ""  # empty: the signature's one numeric output
+    listen_host: str = "0.0.0.0"
+    port: int = 9696
+    threads: int = 8
+    labels: tuple[str, ...] = ()
+    preprocessing: str = "xception"
+    apply_softmax: bool = False
+    image_size: tuple[int, int] | None = None  # (width, height) when the model's shape is dynamic
+    grpc_timeout_seconds: float = 10.0
+    metadata_refresh_seconds: float = 30.0
+    ready_cache_seconds: float = 2.0
+    fetch_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    fetch_allowed_ports: frozenset[int] = field(default_factory=lambda: frozenset({80, 443}))
+    fetch_timeout_seconds: float = 10.0
+    fetch_connect_timeout_seconds: float = 3.0
+    fetch_max_bytes: int = 10 * 1024 * 1024
+    fetch_max_redirects: int = 3
+    max_image_pixels: int = 50_000_000
+    max_request_bytes: int = 16 * 1024 * 1024
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from `env` (default: os.environ); unknown variables are ignored."""
+        env = os.environ if env is None else env
+        reader = _EnvReader(env)
+        return cls(
+            tf_serving_host=reader.text("TF_SERVING_HOST", cls.tf_serving_host),
+            model_name=reader.text("MODEL_NAME", cls.model_name),
+            model_signature=reader.text("MODEL_SIGNATURE", cls.model_signature),
+            scores_output=reader.text("MODEL_SCORES_OUTPUT", ""),
+            listen_host=reader.text("LISTEN_HOST", cls.listen_host),
+            port=reader.integer("PORT", cls.port, 1, 65535),
+            threads=reader.integer("THREADS", cls.threads, 1, 256),
+            labels=reader.csv("LABELS"),
+            preprocessing=reader.choice("PREPROCESSING", cls.preprocessing, PREPROCESSING_FAMILIES),
+            apply_softmax=reader.boolean("APPLY_SOFTMAX", cls.apply_softmax),
+            image_size=reader.size("IMAGE_SIZE"),
+            grpc_timeout_seconds=reader.number("GRPC_TIMEOUT_SECONDS", cls.grpc_timeout_seconds),
+            metadata_refresh_seconds=reader.number(
+                "METADATA_REFRESH_SECONDS", cls.metadata_refresh_seconds
+            ),
+            ready_cache_seconds=reader.number(
+                "READY_CACHE_SECONDS", cls.ready_cache_seconds, minimum=0.0
+            ),
+            fetch_allowed_networks=reader.networks("FETCH_ALLOWED_NETWORKS"),
+            fetch_allowed_ports=reader.ports("FETCH_ALLOWED_PORTS", "80,443"),
+            fetch_timeout_seconds=reader.number("FETCH_TIMEOUT_SECONDS", cls.fetch_timeout_seconds),
+            fetch_connect_timeout_seconds=reader.number(
+                "FETCH_CONNECT_TIMEOUT_SECONDS", cls.fetch_connect_timeout_seconds
+            ),
+            fetch_max_bytes=reader.integer("FETCH_MAX_BYTES", cls.fetch_max_bytes, 1, 2**31),
+            fetch_max_redirects=reader.integer(
+                "FETCH_MAX_REDIRECTS", cls.fetch_max_redirects, 0, 20
+            ),
+            max_image_pixels=reader.integer("MAX_IMAGE_PIXELS", cls.max_image_pixels, 1, 2**31),
+            max_request_bytes=reader.integer(
+                "MAX_REQUEST_BYTES", cls.max_request_bytes, 1024, 2**31
+            ),
+            log_level=reader.choice("LOG_LEVEL", cls.log_level, LOG_LEVELS, upper=True),
+        )
+
+
+class _EnvReader:
+    """Parses one variable at a time and says which variable was wrong and why."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        value = self._raw(name)
+        return default if value is None else value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(f"{name}={value!r} is not an integer") from None
+        if not low <= number <= high:
+            raise SettingsError(f"{name}={number} is outside {low}..{high}")
+        return number
+
+    def number(self, name: str, default: float, minimum: float = 0.001) -> float:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise SettingsError(f"{name}={value!r} is not a number") from None
+        if not number >= minimum or number == float("inf"):
+            raise SettingsError(f"{name}={value!r} must be a finite number >= {minimum}")
+        return number
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}={value!r} is not a boolean (true/false)")
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...], upper: bool = False) -> str:
+        value = self._raw(name)
+        if value is None:
+            return default
+        value = value.upper() if upper else value.lower()
+        if value not in allowed:
+            raise SettingsError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+        return value
+
+    def csv(self, name: str) -> tuple[str, ...]:
+        value = self._raw(name)
+        if value is None:
+            return ()
+        items = tuple(item.strip() for item in value.split(","))
+        if any(not item for item in items):
+            raise SettingsError(f"{name} has an empty entry: {value!r}")
+        if len(set(items)) != len(items):
+            raise SettingsError(f"{name} repeats a label: {value!r}")
+        return items
+
+    def networks(self, name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        networks = []
+        for item in self.csv(name):
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise SettingsError(f"{name}: {item!r} is not a CIDR network") from None
+        return tuple(networks)
+
+    def ports(self, name: str, default: str) -> frozenset[int]:
+        value = self._raw(name) or default
+        ports = set()
+        for item in value.split(","):
+            try:
+                port = int(item.strip())
+            except ValueError:
+                raise SettingsError(f"{name}: {item.strip()!r} is not a port number") from None
+            if not 1 <= port <= 65535:
+                raise SettingsError(f"{name}: {port} is outside 1..65535")
+            ports.add(port)
+        return frozenset(ports)
+
+    def size(self, name: str) -> tuple[int, int] | None:
+        """`299` or `299x299` (width x height)."""
+        value = self._raw(name)
+        if value is None:
+            return None
+        parts = value.lower().split("x")
+        try:
+            numbers = [int(part) for part in parts]
+        except ValueError:
+            raise SettingsError(f"{name}={value!r} is not SIZE or WIDTHxHEIGHT") from None
+        if len(numbers) == 1:
+            numbers *= 2
+        if len(numbers) != 2 or not all(1 <= n <= 8192 for n in numbers):
+            raise SettingsError(f"{name}={value!r} is not SIZE or WIDTHxHEIGHT within 1..8192")
+        return numbers[0], numbers[1]

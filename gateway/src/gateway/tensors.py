@@ -1,0 +1,92 @@
+"""numpy <-> TensorProto without TensorFlow.
+
+Requests carry the image batch as `tensor_content` (the raw little-endian buffer: one copy, no
+per-element protobuf fields). Responses may come back either way: TF Serving fills
+`tensor_content` for numeric outputs, other servers and older versions fill the typed repeated
+fields (`float_val`, ...), where a single value may also stand for a whole tensor of that value.
+"""
+from __future__ import annotations
+
+import numpy as np
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+# dtype enum -> (numpy dtype, name of the repeated field that carries values when
+# tensor_content is empty). Half floats travel as int32 bit patterns in half_val.
+NUMERIC_TYPES = {
+    types_pb2.DT_FLOAT: (np.dtype("<f4"), "float_val"),
+    types_pb2.DT_DOUBLE: (np.dtype("<f8"), "double_val"),
+    types_pb2.DT_HALF: (np.dtype("<f2"), "half_val"),
+    types_pb2.DT_INT32: (np.dtype("<i4"), "int_val"),
+    types_pb2.DT_INT64: (np.dtype("<i8"), "int64_val"),
+    types_pb2.DT_UINT8: (np.dtype("u1"), "int_val"),
+    types_pb2.DT_INT8: (np.dtype("i1"), "int_val"),
+    types_pb2.DT_INT16: (np.dtype("<i2"), "int_val"),
+    types_pb2.DT_UINT16: (np.dtype("<u2"), "int_val"),
+    types_pb2.DT_BOOL: (np.dtype("?"), "bool_val"),
+}
+_BY_NUMPY = {np.dtype(v[0]).newbyteorder("="): k for k, v in NUMERIC_TYPES.items()}
+
+FLOAT_TYPES = frozenset({types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_HALF})
+
+
+class TensorDecodeError(ValueError):
+    """A response tensor the gateway cannot turn into an array (bad size, unknown dtype)."""
+
+
+def dtype_name(dtype_enum: int) -> str:
+    return types_pb2.DataType.Name(dtype_enum) if dtype_enum in types_pb2.DataType.values() else str(dtype_enum)
+
+
+def to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
+    """Encode a numeric array as a TensorProto whose values sit in `tensor_content`."""
+    native = array.dtype.newbyteorder("=")
+    dtype_enum = _BY_NUMPY.get(native)
+    if dtype_enum is None:
+        raise TypeError(f"no TensorProto dtype for numpy {array.dtype}")
+    little = array.astype(NUMERIC_TYPES[dtype_enum][0], copy=False)
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in array.shape]
+    )
+    return tensor_pb2.TensorProto(
+        dtype=dtype_enum,
+        tensor_shape=shape,
+        tensor_content=np.ascontiguousarray(little).tobytes(),
+    )
+
+
+def shape_of(proto: tensor_pb2.TensorProto) -> tuple[int, ...]:
+    return tuple(int(d.size) for d in proto.tensor_shape.dim)
+
+
+def from_tensor_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
+    """Decode a numeric or string TensorProto into a numpy array of its declared shape."""
+    shape = shape_of(proto)
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if proto.dtype == types_pb2.DT_STRING:
+        values = [v.decode("utf-8", "replace") for v in proto.string_val]
+        return _fill(np.array(values, dtype=object), shape, count, "string_val")
+    if proto.dtype not in NUMERIC_TYPES:
+        raise TensorDecodeError(f"unsupported output dtype {dtype_name(proto.dtype)}")
+    dtype, field = NUMERIC_TYPES[proto.dtype]
+    if proto.tensor_content:
+        if len(proto.tensor_content) != count * dtype.itemsize:
+            raise TensorDecodeError(
+                f"tensor_content has {len(proto.tensor_content)} bytes, "
+                f"shape {list(shape)} of {dtype} needs {count * dtype.itemsize}"
+            )
+        return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+    raw = getattr(proto, field)
+    if proto.dtype == types_pb2.DT_HALF:
+        values = np.array(raw, dtype=np.uint16).view(np.float16)
+    else:
+        values = np.array(raw, dtype=dtype)
+    return _fill(values, shape, count, field)
+
+
+def _fill(values: np.ndarray, shape: tuple[int, ...], count: int, field: str) -> np.ndarray:
+    # A repeated field holding one value means "every element has this value" (TF's convention).
+    if values.size == count:
+        return values.reshape(shape)
+    if values.size == 1 and count > 1:
+        return np.full(shape, values[0], dtype=values.dtype)
+    raise TensorDecodeError(f"{field} holds {values.size} values, shape {list(shape)} needs {count}")
