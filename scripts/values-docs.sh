@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `make docs`: regenerate the README "## Parameters" table and values.schema.json from the
+# `## @param` comments in values.yaml, then apply the hand-written schema tightening
+# (scripts/values-schema-overlay.json). Deterministic: running it twice changes nothing.
+#   scripts/values-docs.sh [README] [SCHEMA]   (defaults: README.md values.schema.json)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+readme=${1:-README.md}
+schema=${2:-values.schema.json}
+generator=${READMEGEN:-.tools/bin/readme-generator}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+"$generator" --values values.yaml --readme "$readme" --schema "$work/generated.json" >"$work/log" 2>&1 \
+  || { cat "$work/log" >&2; exit 1; }
+python3 scripts/values-schema.py "$work/generated.json" scripts/values-schema-overlay.json "$schema"
