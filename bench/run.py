@@ -1,0 +1,176 @@
+"""One benchmark run: start every server, measure all four figures alternating baseline/ours,
+stop everything. Returns a plain dict that bench/report.py turns into results.md and the chart."""
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+from bench import images, load, machine, preprocessing, servers
+from bench.backend import Backend, NUM_CLASSES
+from bench.baseline.gateway import classes as LESSON_CLASSES
+
+BASELINE_GUNICORN = "baseline (gunicorn)"
+BASELINE_WAITRESS = "baseline (waitress)"
+OURS = "ours"
+GATEWAYS = (BASELINE_GUNICORN, BASELINE_WAITRESS, OURS)
+BASELINES = (BASELINE_GUNICORN, BASELINE_WAITRESS)
+
+
+@dataclass
+class Config:
+    reps: int = 3
+    seconds: float = 5.0  # per wrk run
+    concurrencies: tuple[int, ...] = (1, 4, 16)
+    threads: int = 8  # the gateway's default THREADS; the baseline's waitress gets the same
+    prep_reps: int = 7
+    prep_iterations: dict[str, int] = field(default_factory=lambda: {"dataset": 40, "phone": 5})
+    bytes_requests: int = 10
+    spread_connections: int = 8
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _rotated(items, rep: int) -> list:
+    items = list(items)
+    k = rep % len(items)
+    return items[k:] + items[:k]
+
+
+def run(config: Config) -> dict:
+    started = time.time()
+    result = {"config": asdict(config), "machine": machine.describe(),
+              "load_before": machine.load_average()}
+    with tempfile.TemporaryDirectory(prefix="keras-serving-bench-") as tmp, \
+            contextlib.ExitStack() as stack:
+        work = pathlib.Path(tmp)
+        log(f"work directory {work}; generating the phone photo")
+        cases = images.write_cases(work / "images")
+        result["images"] = {case: _image_facts(path) for case, path in cases.items()}
+
+        log("preprocessing + serialization, in-process (figure 1)")
+        result["preprocessing"] = preprocessing.measure(
+            {case: path.read_bytes() for case, path in cases.items()},
+            config.prep_reps, config.prep_iterations)
+
+        log("starting nginx, instant model servers and gateways")
+        nginx = servers.nginx(work / "images", work)
+        backend = stack.enter_context(Backend("float32"))
+        backend_uint8 = stack.enter_context(Backend("uint8"))
+        replicas = [stack.enter_context(Backend("float32")) for _ in range(2)]
+        # One target naming both replicas, for both gateways: ours balances over it
+        # (round_robin); the lesson's channel keeps gRPC's default (pick_first) -> see results.md.
+        replicas_target = "ipv4:" + ",".join(r.address for r in replicas)
+        extra = {"FETCH_ALLOWED_PORTS": str(nginx.port), "LISTEN_HOST": "127.0.0.1",
+                 "LABELS": ",".join(LESSON_CLASSES)}
+        gateways = {
+            BASELINE_GUNICORN: servers.baseline_gunicorn(backend.address, work),
+            BASELINE_WAITRESS: servers.baseline_waitress(backend.address, config.threads, work),
+            OURS: servers.ours(backend.address, config.threads, work, extra=extra),
+        }
+        ours_uint8 = servers.ours(backend_uint8.address, config.threads, work, "ours-uint8", extra)
+        spread_gateways = {
+            BASELINE_WAITRESS: servers.baseline_waitress(replicas_target, config.threads, work,
+                                                         "baseline-waitress-replicas"),
+            OURS: servers.ours(replicas_target, config.threads, work, "ours-replicas", extra),
+        }
+        everything = [nginx, *gateways.values(), ours_uint8, *spread_gateways.values()]
+        for server in everything:
+            stack.callback(server.stop)
+            server.start()
+        for server in everything:
+            server.wait_listening()
+
+        urls = {case: f"{nginx.url}/{path.name}" for case, path in cases.items()}
+        scripts = {case: load.write_script(url, work / f"{case}.lua") for case, url in urls.items()}
+        for server in [*gateways.values(), ours_uint8, *spread_gateways.values()]:
+            for url in urls.values():
+                servers.check_prediction(server, url, NUM_CLASSES)
+
+        log("tensor bytes per request (figure 3)")
+        result["tensor_bytes"] = _tensor_bytes(
+            [("baseline (float32)", gateways[BASELINE_WAITRESS], backend),
+             ("ours (float32)", gateways[OURS], backend),
+             ("ours (uint8)", ours_uint8, backend_uint8)],
+            urls["dataset"], config.bytes_requests)
+
+        log("warming up the gateways")
+        for case in cases:
+            for name in GATEWAYS:
+                load.run_wrk(gateways[name].url, scripts[case], 4, 2)
+
+        runs = {case: {name: {c: [] for c in config.concurrencies} for name in GATEWAYS}
+                for case in cases}
+        spread_counts = {name: [0, 0] for name in spread_gateways}
+        for rep in range(config.reps):
+            for case in cases:
+                for c in config.concurrencies:
+                    for name in _rotated(GATEWAYS, rep):
+                        measured = load.run_wrk(gateways[name].url, scripts[case], c, config.seconds)
+                        runs[case][name][c].append(measured)
+                        log(f"rep {rep + 1}/{config.reps} {case} c={c} {name}: "
+                            f"{measured['rps']:.1f} req/s p50 {measured['p50_ms']:.0f} ms "
+                            f"p99 {measured['p99_ms']:.0f} ms errors {measured['errors']}")
+            for name in _rotated(spread_gateways, rep):
+                for replica in replicas:
+                    replica.reset()
+                load.run_wrk(spread_gateways[name].url, scripts["dataset"],
+                             config.spread_connections, config.seconds)
+                for i, replica in enumerate(replicas):
+                    spread_counts[name][i] += replica.counts()["predicts"]
+                log(f"rep {rep + 1}/{config.reps} spread {name}: {spread_counts[name]}")
+        result["throughput"] = _summarize_throughput(runs)
+        result["spread"] = {
+            name: {"counts": counts,
+                   "ratio": (max(counts) / min(counts)) if min(counts) else None}
+            for name, counts in spread_counts.items()}
+        result["load_after"] = machine.load_average()
+    result["duration_s"] = time.time() - started
+    result["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return result
+
+
+def _image_facts(path: pathlib.Path) -> dict:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+    return {"file": path.name, "width": width, "height": height, "bytes": path.stat().st_size}
+
+
+def _tensor_bytes(subjects, url: str, n: int) -> dict:
+    measured = {}
+    for label, gateway, backend in subjects:
+        backend.reset()
+        for _ in range(n):
+            servers.check_prediction(gateway, url, NUM_CLASSES)
+        counts = backend.counts()
+        if counts["predicts"] != n:
+            raise RuntimeError(f"{label}: {n} predictions sent, the model server saw "
+                               f"{counts['predicts']}")
+        measured[label] = {key: counts[key] // n
+                           for key in ("payload_bytes", "input_bytes", "request_bytes")}
+    return measured
+
+
+def _summarize_throughput(runs: dict) -> dict:
+    summary = {}
+    for case, by_gateway in runs.items():
+        summary[case] = {}
+        for name, by_c in by_gateway.items():
+            summary[case][name] = {
+                str(c): {
+                    "rps": statistics.median(r["rps"] for r in measured),
+                    "p50_ms": statistics.median(r["p50_ms"] for r in measured),
+                    "p99_ms": statistics.median(r["p99_ms"] for r in measured),
+                    "errors": sum(r["errors"] for r in measured),
+                    "rps_runs": [r["rps"] for r in measured],
+                }
+                for c, measured in by_c.items()}
+    return summary
