@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from gateway.errors import GatewayError
-from gateway.imaging import decode_resized, to_model_input
+from gateway.imaging import decode_resized, sniff_format, to_model_input
 from gateway.metrics import GatewayMetrics
 from gateway.model_client import ModelClient, ModelSignature
 from gateway.settings import Settings
@@ -24,6 +24,7 @@ class Classifier:
         self.metrics = metrics
 
     def classify(self, image: bytes, top_k: int | None = None) -> dict[str, float]:
+        sniff_format(image)  # refuse non-images before asking the model server anything
         signature = self.model.signature()
         try:
             scores, model_labels = self._predict(signature, image)

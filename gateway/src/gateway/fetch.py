@@ -22,6 +22,8 @@ a hint); environment proxies ignored (a proxy would resolve the target itself).
 """
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -54,6 +56,66 @@ class FetchLimits:
         )
 
 
+class _Watchdog:
+    """Shuts down every socket a fetch opened once the total deadline passes, so no read (headers
+    dripped byte by byte, a body that trickles) can outlive it; per-read timeouts alone cannot."""
+
+    def __init__(self, seconds: float):
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            fired = self.fired
+        if fired:
+            _shutdown(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+    def __enter__(self) -> "_Watchdog":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+def _watch_new_sockets(session: GuardedSession, watchdog: _Watchdog) -> None:
+    """Wrap the session's pinned connection classes (ssrfguard's own, still doing every check)
+    so each socket they open is handed to `watchdog`. Uses the pool-class table hook that
+    ssrfguard itself (and urllib3.contrib.socks) uses."""
+    for adapter in session.adapters.values():  # get_adapter() would run the URL check
+        manager = adapter.poolmanager
+        table = {}
+        for scheme, pool_cls in manager.pool_classes_by_scheme.items():
+            base_conn = pool_cls.ConnectionCls
+
+            class WatchedConnection(base_conn):  # type: ignore[misc, valid-type]
+                def _new_conn(self):
+                    sock = super()._new_conn()
+                    watchdog.watch(sock)
+                    return sock
+
+            table[scheme] = type(pool_cls.__name__, (pool_cls,), {"ConnectionCls": WatchedConnection})
+        manager.pool_classes_by_scheme = table
+
+
 def build_policy(settings: Settings) -> Policy:
     return Policy(
         allowed_schemes=frozenset({"http", "https"}),
@@ -75,9 +137,11 @@ class ImageFetcher:
         if not isinstance(url, str) or not url:
             raise GatewayError(400, "invalid_url", "url must be a non-empty string")
         deadline = time.monotonic() + self.limits.total_timeout
+        watchdog = _Watchdog(self.limits.total_timeout)
         try:
-            with GuardedSession(policy=self.policy, max_retries=0) as session:
+            with GuardedSession(policy=self.policy, max_retries=0) as session, watchdog:
                 session.trust_env = False  # ignore HTTP(S)_PROXY, .netrc: pinning needs a direct socket
+                _watch_new_sockets(session, watchdog)
                 response = session.get(
                     url,
                     stream=True,
@@ -85,10 +149,12 @@ class ImageFetcher:
                     headers={"User-Agent": _USER_AGENT, "Accept": "image/*"},
                 )
                 with response:
-                    return self._read_body(url, response, deadline)
+                    return self._read_body(response, watchdog)
         except GatewayError:
             raise
         except BlockedURLError as error:
+            if error.reason.startswith("scheme"):
+                raise GatewayError(400, "invalid_url", f"only http and https URLs are fetched: {error.reason}") from None
             raise GatewayError(403, "url_forbidden", f"URL refused: {error.reason}") from None
         except BlockedAddressError as error:
             raise GatewayError(
@@ -103,21 +169,19 @@ class ImageFetcher:
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidSchema, requests.exceptions.URLRequired) as error:
             raise GatewayError(400, "invalid_url", f"invalid URL: {error}") from None
-        except requests.exceptions.Timeout:
-            raise _timeout(self.limits.total_timeout) from None
-        except requests.exceptions.ConnectionError as error:
+        except requests.exceptions.RequestException as error:
+            if watchdog.fired or time.monotonic() >= deadline or isinstance(error, requests.exceptions.Timeout):
+                raise _timeout(self.limits.total_timeout) from None
+            if not isinstance(error, requests.exceptions.ConnectionError):
+                raise GatewayError(502, "fetch_failed", f"fetching the image failed: {_short(error)}") from None
             # requests wraps errors raised inside the connection seam; unwrap our policy's.
             guard = _find_cause(error, SSRFGuardError)
             if isinstance(guard, (BlockedAddressError, BlockedURLError)):
                 reason = guard.reason
                 raise GatewayError(403, "url_forbidden", f"URL refused: {reason}") from None
-            if time.monotonic() >= deadline:
-                raise _timeout(self.limits.total_timeout) from None
             raise GatewayError(502, "fetch_failed", f"could not connect to the image URL: {_short(error)}") from None
-        except requests.exceptions.RequestException as error:
-            raise GatewayError(502, "fetch_failed", f"fetching the image failed: {_short(error)}") from None
 
-    def _read_body(self, url: str, response: requests.Response, deadline: float) -> bytes:
+    def _read_body(self, response: requests.Response, watchdog: _Watchdog) -> bytes:
         if response.status_code != 200:
             raise GatewayError(
                 502, "fetch_failed", f"the image URL answered HTTP {response.status_code}"
@@ -127,36 +191,16 @@ class ImageFetcher:
             raise _too_large(self.limits.max_bytes)
         body = bytearray()
         sniffed = False
-        for chunk in _chunks_before(response, deadline):
+        for chunk in response.iter_content(_CHUNK):
             body += chunk
             if len(body) > self.limits.max_bytes:
                 raise _too_large(self.limits.max_bytes)
             if not sniffed and len(body) >= _SNIFF_BYTES:
                 sniff_format(bytes(body[:_SNIFF_BYTES]))  # stop early on HTML, JSON, video...
                 sniffed = True
-            if time.monotonic() > deadline:
-                raise _timeout(self.limits.total_timeout)
+        if watchdog.fired:  # a body cut short by the watchdog may look complete (no length)
+            raise _timeout(self.limits.total_timeout)
         return bytes(body)
-
-
-def _chunks_before(response: requests.Response, deadline: float):
-    """Yield body chunks; each socket read may block only until the total deadline."""
-    sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
-    iterator = response.iter_content(_CHUNK)
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _timeout_error()
-        if sock is not None:
-            sock.settimeout(remaining)
-        try:
-            yield next(iterator)
-        except StopIteration:
-            return
-
-
-def _timeout_error() -> requests.exceptions.ReadTimeout:
-    return requests.exceptions.ReadTimeout("total fetch deadline passed")
 
 
 def _timeout(seconds: float) -> GatewayError:

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from tensorflow.core.framework import tensor_pb2, types_pb2
+
+from gateway.tensors import TensorDecodeError, from_tensor_proto, to_tensor_proto
+
+
+@pytest.mark.parametrize("dtype,enum", [(np.float32, types_pb2.DT_FLOAT), (np.uint8, types_pb2.DT_UINT8)])
+def test_to_tensor_proto_uses_tensor_content(dtype, enum):
+    array = (np.arange(2 * 4 * 5 * 3) % 200).astype(dtype).reshape(2, 4, 5, 3)
+    proto = to_tensor_proto(array)
+    assert proto.dtype == enum
+    assert [d.size for d in proto.tensor_shape.dim] == [2, 4, 5, 3]
+    assert len(proto.tensor_content) == array.nbytes
+    assert not proto.float_val and not proto.int_val
+    np.testing.assert_array_equal(from_tensor_proto(proto), array)
+
+
+def test_big_endian_input_is_written_little_endian():
+    array = np.array([[1.5, -2.0]], dtype=">f4")
+    proto = to_tensor_proto(array)
+    assert proto.tensor_content == np.array([[1.5, -2.0]], dtype="<f4").tobytes()
+
+
+def test_float_val_outputs_are_decoded():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT)
+    proto.tensor_shape.dim.add(size=1)
+    proto.tensor_shape.dim.add(size=3)
+    proto.float_val.extend([0.5, -1.0, 2.0])
+    np.testing.assert_array_equal(from_tensor_proto(proto), np.array([[0.5, -1.0, 2.0]], dtype=np.float32))
+
+
+def test_single_repeated_value_fills_the_shape():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT)
+    proto.tensor_shape.dim.add(size=2)
+    proto.tensor_shape.dim.add(size=2)
+    proto.float_val.append(7.0)
+    np.testing.assert_array_equal(from_tensor_proto(proto), np.full((2, 2), 7.0, dtype=np.float32))
+
+
+def test_half_and_double_outputs():
+    half = tensor_pb2.TensorProto(dtype=types_pb2.DT_HALF)
+    half.tensor_shape.dim.add(size=2)
+    half.half_val.extend(np.array([1.5, -0.25], dtype=np.float16).view(np.uint16).tolist())
+    np.testing.assert_array_equal(from_tensor_proto(half), np.array([1.5, -0.25], dtype=np.float16))
+    double = tensor_pb2.TensorProto(dtype=types_pb2.DT_DOUBLE, tensor_content=np.array([3.25], "<f8").tobytes())
+    double.tensor_shape.dim.add(size=1)
+    assert from_tensor_proto(double)[0] == 3.25
+
+
+def test_string_outputs_are_decoded():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING)
+    proto.tensor_shape.dim.add(size=1)
+    proto.tensor_shape.dim.add(size=2)
+    proto.string_val.extend([b"hat", "t-shirt \u00e9".encode()])
+    assert from_tensor_proto(proto).tolist() == [["hat", "t-shirt \u00e9"]]
+
+
+def test_wrong_sized_content_is_an_error_not_garbage():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=b"\0" * 12)
+    proto.tensor_shape.dim.add(size=1)
+    proto.tensor_shape.dim.add(size=10)
+    with pytest.raises(TensorDecodeError, match="needs 40"):
+        from_tensor_proto(proto)
+
+
+def test_unsupported_dtype_is_an_error():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_COMPLEX64)
+    with pytest.raises(TensorDecodeError, match="DT_COMPLEX64"):
+        from_tensor_proto(proto)
