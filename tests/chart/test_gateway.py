@@ -1,0 +1,111 @@
+"""The gateway subchart: gRPC target, environment, probes, scaling, hardening."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import GATEWAY, MODEL_SERVER, NAMESPACE, ROOT, container, find, pod_spec, render
+
+CI = ROOT / "ci"
+
+
+@pytest.fixture(scope="module")
+def deployment(default_objects) -> dict:
+    return find(default_objects, "Deployment", GATEWAY)
+
+
+@pytest.fixture(scope="module")
+def environment(default_objects) -> dict:
+    return find(default_objects, "ConfigMap", GATEWAY)["data"]
+
+
+def test_grpc_client_targets_the_headless_service_through_dns(environment, default_objects):
+    target = environment["TF_SERVING_HOST"]
+    assert target == f"dns:///{MODEL_SERVER}-headless.{NAMESPACE}.svc.cluster.local:8500"
+    assert find(default_objects, "Service", f"{MODEL_SERVER}-headless")["spec"]["clusterIP"] == "None"
+
+
+def test_environment_carries_the_model_facts_but_not_the_version(environment):
+    assert environment["MODEL_NAME"] == "clothing-model"
+    assert environment["MODEL_SIGNATURE"] == "serving_default"
+    assert environment["PORT"] == "9696"
+    assert environment["PREPROCESSING"] == "xception"
+    assert environment["APPLY_SOFTMAX"] == "false"
+    assert environment["LABELS"] == ""
+    assert not [key for key in environment if "VERSION" in key]
+
+
+def test_environment_maps_every_gateway_setting():
+    objects = render(CI / "05-model-image-values.yaml", sets={
+        "gateway.config.fetchAllowedNetworks": "{10.0.0.0/8,192.168.1.0/24}",
+        "gateway.config.fetchMaxBytes": 20971520, "gateway.config.threads": 16,
+        "gateway.config.modelServerTarget": "tfs.example:8500"})
+    env = find(objects, "ConfigMap", GATEWAY)["data"]
+    assert env["LABELS"] == "dress,hat,longsleeve,outwear,pants,shirt,shoes,shorts,skirt,t-shirt"
+    assert env["FETCH_ALLOWED_NETWORKS"] == "10.0.0.0/8,192.168.1.0/24"
+    assert env["FETCH_MAX_BYTES"] == "20971520"
+    assert env["THREADS"] == "16"
+    assert env["TF_SERVING_HOST"] == "tfs.example:8500"
+    assert set(env) >= {"GRPC_TIMEOUT_SECONDS", "FETCH_TIMEOUT_SECONDS", "FETCH_MAX_REDIRECTS",
+                        "MAX_IMAGE_PIXELS", "MAX_REQUEST_BYTES", "METADATA_REFRESH_SECONDS", "LOG_LEVEL"}
+
+
+def test_container_reads_its_environment_and_rolls_when_it_changes(deployment):
+    gateway = container(deployment, "gateway")
+    assert gateway["envFrom"] == [{"configMapRef": {"name": GATEWAY}}]
+    assert "checksum/config" in deployment["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_probes_use_healthz_and_readyz(deployment):
+    gateway = container(deployment, "gateway")
+    assert gateway["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert gateway["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert gateway["ports"] == [{"name": "http", "containerPort": 9696, "protocol": "TCP"}]
+
+
+def test_terminates_gracefully(deployment):
+    spec = pod_spec(deployment)
+    assert spec["terminationGracePeriodSeconds"] == 30
+    assert container(deployment, "gateway")["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_runs_hardened_without_a_service_account_token(default_objects, deployment):
+    spec = pod_spec(deployment)
+    assert spec["automountServiceAccountToken"] is False
+    assert find(default_objects, "ServiceAccount", GATEWAY)["automountServiceAccountToken"] is False
+    ctx = container(deployment, "gateway")["securityContext"]
+    assert ctx["runAsNonRoot"] and ctx["readOnlyRootFilesystem"] and not ctx["allowPrivilegeEscalation"]
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_spreads_pods_over_nodes(deployment):
+    (constraint,) = pod_spec(deployment)["topologySpreadConstraints"]
+    assert constraint["topologyKey"] == "kubernetes.io/hostname"
+    assert constraint["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_renders_no_replicas_when_autoscaling_is_enabled():
+    objects = render(CI / "06-autoscaling-values.yaml")
+    assert "replicas" not in find(objects, "Deployment", GATEWAY)["spec"]
+    hpa = find(objects, "HorizontalPodAutoscaler", GATEWAY)
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": GATEWAY}
+
+
+def test_five_gateways_to_two_model_servers():
+    objects = render(CI / "09-five-gateways-two-model-servers-values.yaml")
+    assert find(objects, "Deployment", GATEWAY)["spec"]["replicas"] == 5
+    assert find(objects, "Deployment", MODEL_SERVER)["spec"]["replicas"] == 2
+    assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+
+
+def test_service_maps_port_80_to_the_gateway_port(default_objects):
+    service = find(default_objects, "Service", GATEWAY)
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+
+
+def test_image_tag_defaults_to_the_chart_app_version_and_digest_wins(deployment):
+    assert container(deployment, "gateway")["image"] == "keras-serving/gateway:0.1.0"
+    digest = "sha256:" + "c" * 64
+    pinned = find(render(sets={"gateway.image.digest": digest}), "Deployment", GATEWAY)
+    assert container(pinned, "gateway")["image"] == f"keras-serving/gateway@{digest}"
