@@ -1,0 +1,131 @@
+"""`make demo`, `make up` / `make down` and Ctrl-C, run as a user runs them: real processes
+(model serve, the gateway, a sample server), real ports, and nothing left behind afterwards.
+
+Ports are chosen free for each test and passed through the variables scripts/stack.sh reads, so a
+developer's own `make up` on the default ports does not collide with the tests."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+RUN = ROOT / ".run" / "stack"
+SERVICES = ("model-server", "samples", "gateway")
+REPORT = json.loads((ROOT / "model" / "demo" / "training-report.json").read_text())
+DEMO_IMAGE = REPORT["demo_image"]
+DEMO_CLASS = REPORT["samples"][DEMO_IMAGE]["true"]
+LABELS = (ROOT / "model" / "demo" / "labels.txt").read_text().split()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def stack_env():
+    ports = {name: free_port() for name in ("GATEWAY_PORT", "GRPC_PORT", "REST_PORT", "SAMPLES_PORT")}
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
+    yield env, ports
+    # Whatever happened in the test, leave no stack running.
+    subprocess.run(["make", "-s", "down"], cwd=ROOT, env=env, timeout=120, check=False)
+
+
+def recorded_pids() -> dict[str, int]:
+    return {svc: int((RUN / f"{svc}.pid").read_text()) for svc in SERVICES if (RUN / f"{svc}.pid").exists()}
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def assert_nothing_left(pids: dict[str, int], ports: dict[str, int]) -> None:
+    deadline = time.monotonic() + 20  # bounds the wait for the kernel to reap
+    while time.monotonic() < deadline:
+        alive = {svc: pid for svc, pid in pids.items() if pathlib.Path(f"/proc/{pid}").exists()}
+        busy = {name: port for name, port in ports.items() if listening(port)}
+        if not alive and not busy:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"left behind: processes {alive}, listening ports {busy}")
+
+
+def scores_from(output: str) -> dict:
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, f"expected one JSON line in the output:\n{output}"
+    return json.loads(lines[0])
+
+
+def test_make_demo_prints_ten_scores_with_the_right_top_class_and_stops_everything(stack_env):
+    env, ports = stack_env
+    proc = subprocess.run(["make", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    scores = scores_from(proc.stdout)
+    assert list(scores) == LABELS
+    assert all(isinstance(v, float) for v in scores.values())
+    assert max(scores, key=scores.get) == DEMO_CLASS
+    assert f"top class: {DEMO_CLASS}" in proc.stdout
+    assert not recorded_pids(), "make demo left pid files behind"
+    assert_nothing_left({}, ports)
+
+
+def test_make_up_serves_curl_until_make_down_stops_every_process(stack_env):
+    env, ports = stack_env
+    up = subprocess.run(["make", "up"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    pids = recorded_pids()
+    assert set(pids) == set(SERVICES)
+
+    url = f"http://127.0.0.1:{ports['SAMPLES_PORT']}/{DEMO_IMAGE}"
+    curl = subprocess.run(
+        ["curl", "-sS", "--max-time", "60", "-X", "POST", f"localhost:{ports['GATEWAY_PORT']}/predict",
+         "-H", "Content-Type: application/json", "-d", json.dumps({"url": url})],
+        capture_output=True, text=True, timeout=90,
+    )
+    scores = json.loads(curl.stdout)
+    assert max(scores, key=scores.get) == DEMO_CLASS
+    # A second `make up` must refuse rather than start a second stack.
+    again = subprocess.run(["make", "up"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "already running" in again.stderr
+
+    down = subprocess.run(["make", "down"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    assert_nothing_left(pids, ports)
+    assert not recorded_pids()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/healthz", timeout=5)
+
+
+def test_ctrl_c_during_make_demo_leaves_nothing_behind(stack_env):
+    env, ports = stack_env
+    for stale in RUN.glob("*.pid"):
+        stale.unlink()
+    demo = subprocess.Popen(["make", "demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        # Interrupt once all three processes run (the stack is starting or answering).
+        deadline = time.monotonic() + 300
+        while len(recorded_pids()) < len(SERVICES):
+            assert demo.poll() is None, f"make demo ended before the stack started:\n{demo.stdout.read()}"
+            assert time.monotonic() < deadline, "the stack's processes did not start within 300 s"
+            time.sleep(0.2)
+        pids = recorded_pids()
+        os.killpg(demo.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        output, _ = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait(timeout=30)
+    assert demo.returncode != 0, output
+    assert_nothing_left(pids, ports)
+    assert not recorded_pids(), output
