@@ -187,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--retries", type=int, default=3, help="attempts on network errors")
     c = sub.add_parser("copy", help="copy a SavedModel version directory atomically")
     c.add_argument("--src", default="/model")
-    c.add_argument("--dest", required=True)
+    c.add_argument("--dest", default=os.environ.get("MODEL_DEST"),
+                   required="MODEL_DEST" not in os.environ,
+                   help="version directory to create (default: $MODEL_DEST, set by model images)")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
