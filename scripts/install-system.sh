@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the container tier and the benchmarks need, installed only when missing:
 #   docker.io   — Docker engine (tests start their own dockerd, see scripts/docker-engine.sh)
+#   docker-compose — runs compose.yaml in the container tier (Debian ships compose v1, 1.29)
 #   mmdebstrap  — builds the local base image (Docker Hub is not reachable from CI)
 #   podman      — runs the chart's rendered pods (`podman kube play`)
 #   nginx-light, wrk — static image server and load generator for bench/
 set -euo pipefail
-packages=(docker.io mmdebstrap podman nginx-light wrk)
+packages=(docker.io docker-compose mmdebstrap podman nginx-light wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

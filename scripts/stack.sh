@@ -5,6 +5,7 @@
 #
 #   scripts/stack.sh up     # convert the demo model if needed, start the three, wait for /readyz
 #   scripts/stack.sh down   # stop what `up` started (pid files in .run/stack/), wait until gone
+#   scripts/stack.sh convert  # only convert the demo model into .run/models (used by compose.yaml)
 #
 # Each process runs in its own session (setsid) so it outlives `make up`; `down` signals the
 # whole process group and checks the pid still belongs to the process we started.
@@ -149,5 +150,6 @@ down() {
 case ${1:-} in
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  convert) mkdir -p "$run" "$models" && convert_demo_model && echo "$models/$name/1" ;;
+  *) echo "usage: $0 up|down|convert" >&2; exit 2 ;;
 esac

@@ -135,3 +135,25 @@ def demo_sample() -> tuple[pathlib.Path, str]:
     report = json.loads((DEMO_DIR / "training-report.json").read_text())
     image = report["demo_image"]
     return ROOT / "samples" / "images" / image, report["samples"][image]["true"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def predict_base64(gateway_url: str, image: pathlib.Path) -> dict:
+    """POST the image as base64 JSON to the gateway; returns the scores object."""
+    import base64
+
+    import requests
+
+    body = {"image": base64.b64encode(image.read_bytes()).decode()}
+    r = requests.post(f"{gateway_url}/predict", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    scores = r.json()
+    assert isinstance(scores, dict) and scores, scores
+    return scores
