@@ -1,89 +1,10 @@
-"""Chart-tier helpers: render the chart with the real helm binary and look objects up.
-
-pytest-helm is installed but not used: its `manifest_fixture` binds one fixed helm command to a
-session fixture, while these tests render dozens of value combinations (and need the raw
-document list for Kubernetes schema validation), so a small cached subprocess helper is clearer.
-"""
+"""Chart-tier fixtures (helpers live in chart_render.py: a uniquely named module, because
+several conftest.py files in this repository share the module name `conftest`)."""
 from __future__ import annotations
 
-import functools
-import pathlib
-import shutil
-import subprocess
-
 import pytest
-import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCENARIOS = sorted((ROOT / "ci").glob("*-values.yaml"))
-RELEASE = "serving"
-NAMESPACE = "ml"
-
-
-def helm_binary() -> str:
-    found = shutil.which("helm")
-    if not found:
-        raise RuntimeError("helm is not on PATH: run `make tools`")
-    return found
-
-
-def run_helm(*args: str, cwd: pathlib.Path = ROOT, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([helm_binary(), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}")
-    return proc
-
-
-@functools.lru_cache(maxsize=None)
-def _render(values_files: tuple[str, ...], sets: tuple[str, ...], extra: tuple[str, ...]) -> tuple[dict, ...]:
-    args = ["template", RELEASE, ".", "--namespace", NAMESPACE]
-    for path in values_files:
-        args += ["--values", path]
-    for item in sets:
-        args += ["--set", item]
-    proc = run_helm(*args, *extra)
-    return tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
-
-
-def render(*values_files, sets: dict | None = None, extra: tuple[str, ...] = ()) -> list[dict]:
-    """Rendered objects of the chart (release "serving", namespace "ml")."""
-    set_args = tuple(f"{key}={value}" for key, value in (sets or {}).items())
-    files = tuple(str(pathlib.Path(f).resolve()) for f in values_files)
-    return [yaml.safe_load(yaml.safe_dump(doc)) for doc in _render(files, set_args, extra)]
-
-
-def render_error(*args: str) -> str:
-    """stderr of a `helm template` that must fail."""
-    proc = run_helm("template", RELEASE, ".", *args, check=False)
-    assert proc.returncode != 0, f"helm template {' '.join(args)} unexpectedly succeeded"
-    return proc.stderr
-
-
-def find(objects: list[dict], kind: str, name: str) -> dict:
-    for obj in objects:
-        if obj["kind"] == kind and obj["metadata"]["name"] == name:
-            return obj
-    present = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
-    raise AssertionError(f"{kind}/{name} not rendered; rendered: {present}")
-
-
-def kinds(objects: list[dict]) -> set[str]:
-    return {f"{o['kind']}/{o['metadata']['name']}" for o in objects}
-
-
-def pod_spec(deployment: dict) -> dict:
-    return deployment["spec"]["template"]["spec"]
-
-
-def container(deployment: dict, name: str) -> dict:
-    for c in pod_spec(deployment)["containers"]:
-        if c["name"] == name:
-            return c
-    raise AssertionError(f"no container {name} in {deployment['metadata']['name']}")
-
-
-GATEWAY = f"{RELEASE}-gateway"
-MODEL_SERVER = f"{RELEASE}-model-server"
+from chart_render import render
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, SCENARIOS, run_helm
-from test_scenarios import scenario_id
+from chart_render import SCENARIOS, run_helm, scenario_id
 
 # Skipped everywhere, with the reason. (The helm test pod also skips the probe checks through
 # checkov.io/skip annotations in templates/tests/test-prediction.yaml.)

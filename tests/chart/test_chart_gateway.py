@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import GATEWAY, MODEL_SERVER, NAMESPACE, ROOT, container, find, pod_spec, render
+from chart_render import GATEWAY, MODEL_SERVER, NAMESPACE, ROOT, container, find, pod_spec, render
 
 CI = ROOT / "ci"
 

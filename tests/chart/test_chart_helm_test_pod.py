@@ -1,7 +1,7 @@
 """The `helm test` hook: a real prediction through the gateway Service, from the gateway image."""
 from __future__ import annotations
 
-from conftest import GATEWAY, NAMESPACE, RELEASE, container, find
+from chart_render import GATEWAY, NAMESPACE, RELEASE, container, find
 
 
 def test_hook_pod_runs_the_gateway_selftest_against_the_gateway_service(default_objects):

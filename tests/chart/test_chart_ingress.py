@@ -1,7 +1,7 @@
 """Ingress: networking.k8s.io/v1 to the gateway Service, with className, hosts, TLS, annotations."""
 from __future__ import annotations
 
-from conftest import GATEWAY, ROOT, find, render
+from chart_render import GATEWAY, ROOT, find, render
 
 
 def test_no_ingress_by_default(default_objects):

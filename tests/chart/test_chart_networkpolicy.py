@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import GATEWAY, MODEL_SERVER, RELEASE, ROOT, find, render
+from chart_render import GATEWAY, MODEL_SERVER, RELEASE, ROOT, find, render
 
 GATEWAY_PODS = {"app.kubernetes.io/name": "gateway", "app.kubernetes.io/instance": RELEASE}
 MODEL_SERVER_PODS = {"app.kubernetes.io/name": "model-server", "app.kubernetes.io/instance": RELEASE}

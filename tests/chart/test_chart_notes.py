@@ -1,7 +1,7 @@
 """NOTES.txt prints the exact curl for what was installed."""
 from __future__ import annotations
 
-from conftest import ROOT, run_helm
+from chart_render import ROOT, run_helm
 
 
 def notes(*args: str) -> str:

@@ -8,7 +8,7 @@ import tarfile
 import pytest
 import yaml
 
-from conftest import ROOT, render, run_helm
+from chart_render import ROOT, render, run_helm
 
 MAX_PACKAGE_BYTES = 1024 * 1024
 ALLOWED_TOP_LEVEL = {"Chart.yaml", "Chart.lock", "values.yaml", "values.schema.json", "README.md",

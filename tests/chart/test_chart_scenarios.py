@@ -5,17 +5,13 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from conftest import ROOT, SCENARIOS, render, run_helm
+from chart_render import ROOT, SCENARIOS, render, run_helm, scenario_id
 
 KUBERNETES_VERSIONS = ("1.29.0", "1.35.0")
 REQUIRED_SCENARIOS = {
     "defaults", "gpu", "existing-pvc", "url-download", "model-image", "autoscaling",
     "ingress-tls", "networkpolicy", "five-gateways-two-model-servers",
 }
-
-
-def scenario_id(path) -> str:
-    return path.name.removesuffix("-values.yaml")
 
 
 def test_ci_folder_holds_every_required_scenario_numbered():

@@ -1,7 +1,7 @@
 """ServiceMonitor: rendered only when asked for and when the cluster has the CRD."""
 from __future__ import annotations
 
-from conftest import MODEL_SERVER, find, render
+from chart_render import MODEL_SERVER, find, render
 
 WANTED = {"modelServer.metrics.serviceMonitor.enabled": "true"}
 CRD = ("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor")

@@ -1,7 +1,7 @@
 """Upgrade semantics from two renders: what a values change rolls, and what it leaves alone."""
 from __future__ import annotations
 
-from conftest import GATEWAY, MODEL_SERVER, find, render
+from chart_render import GATEWAY, MODEL_SERVER, find, render
 
 
 def by_key(objects: list[dict]) -> dict[str, dict]:

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import ROOT, render, render_error
+from chart_render import ROOT, render, render_error
 
 BAD_VALUES = [
     pytest.param(["--set", "gateway.replicas=3"], "additional properties 'replicas' not allowed",
