@@ -3,10 +3,11 @@
 #   docker.io   — Docker engine (tests start their own dockerd, see scripts/docker-engine.sh)
 #   docker-compose — runs compose.yaml in the container tier (Debian ships compose v1, 1.29)
 #   mmdebstrap  — builds the local base image (Docker Hub is not reachable from CI)
-#   podman      — runs the chart's rendered pods (`podman kube play`)
+#   podman      — runs the chart's rendered pods (`podman kube play`); catatonit is its pod pause
+#                 process (only Recommended by podman, so --no-install-recommends would drop it)
 #   nginx-light, wrk — static image server and load generator for bench/
 set -euo pipefail
-packages=(docker.io docker-compose mmdebstrap podman nginx-light wrk)
+packages=(docker.io docker-compose mmdebstrap podman catatonit nginx-light wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -148,22 +148,6 @@ def test_loader_fetch_verifies_the_checksum_and_unpacks_the_version(loader_image
         (ROOT / "model" / "demo" / "labels.txt").read_text().split()
 
 
-@pytest.fixture(scope="session")
-def demo_model_image(build_image, loader_image, demo_model_base, tmp_path_factory) -> str:
-    """The model image contract: FROM the loader + one SavedModel version at /model."""
-    context = tmp_path_factory.mktemp("model-image")
-    (context / "Dockerfile").write_text(
-        "ARG LOADER_IMAGE\nFROM ${LOADER_IMAGE}\nCOPY model/ /model/\n"
-        f'CMD ["copy", "--src", "/model", "--dest", "/models/{MODEL_NAME}/1"]\n'
-    )
-    docker("run", "--rm", "-v", f"{demo_model_base}:/src:ro", "-v", f"{context}:/ctx", "--user", "0",
-           "--entrypoint", "sh", loader_image, "-c", f"cp -r /src/{MODEL_NAME}/1 /ctx/model && chmod -R a+rX /ctx/model")
-    tag = image_tag("demo-model")
-    proc = docker("build", "-t", tag, "--build-arg", f"LOADER_IMAGE={loader_image}", str(context), timeout=600)
-    assert proc.returncode == 0
-    return tag
-
-
 def test_model_image_copies_its_savedmodel_into_the_volume(demo_model_image, tmp_path, demo_model_base):
     assert_non_root(demo_model_image)
     record_size(demo_model_image)
