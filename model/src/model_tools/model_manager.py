@@ -106,8 +106,9 @@ class ManagedModel:
         with self._lock:
             if label:
                 version = self.config.version_labels.get(label)
-                if version is None:
-                    raise servable_not_found(self.config.name, label=label)
+                if version is None:  # TF Serving's ServerCore answers the same
+                    raise ServingError("INVALID_ARGUMENT",
+                                       f"Unrecognized servable version label: {label}")
             if version is None:
                 if not self._servables:
                     raise servable_not_found(self.config.name)
