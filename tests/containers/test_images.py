@@ -23,6 +23,14 @@ def write_image_sizes():
     yield
     if not _sizes:
         return
+    # Keep the figures of images this run did not build (a run of a single test, -k ...).
+    sizes = {}
+    if SIZES_DOC.exists():
+        for row in SIZES_DOC.read_text().splitlines():
+            cells = [c.strip(" `") for c in row.strip("|").split("|")]
+            if len(cells) == 2 and cells[1].isdigit():
+                sizes[cells[0]] = int(cells[1]) * 10**6
+    sizes.update(_sizes)
     lines = [
         "# Image sizes",
         "",
@@ -33,7 +41,7 @@ def write_image_sizes():
         "| image | size (MB) |",
         "| --- | ---: |",
     ]
-    lines += [f"| `{tag}` | {size / 1e6:.0f} |" for tag, size in sorted(_sizes.items())]
+    lines += [f"| `{tag}` | {size / 1e6:.0f} |" for tag, size in sorted(sizes.items())]
     SIZES_DOC.write_text("\n".join(lines) + "\n")
 
 
