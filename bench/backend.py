@@ -157,12 +157,20 @@ class Backend:
             target=serve, args=(0, input_dtype, self._counters, self._port, self._ready),
             daemon=True, name=f"instant-backend-{input_dtype}")
 
-    def start(self, timeout: float = 60.0) -> "Backend":
+    def launch(self) -> "Backend":
+        """Start the process without waiting (importing the protos takes seconds; launch several
+        backends, then wait for each)."""
         self._process.start()
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> "Backend":
         if not self._ready.wait(timeout):
             self.stop()
             raise RuntimeError("instant backend did not start")
         return self
+
+    def start(self, timeout: float = 120.0) -> "Backend":
+        return self.launch().wait_ready(timeout)
 
     @property
     def port(self) -> int:

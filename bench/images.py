@@ -32,9 +32,10 @@ def make_phone_photo(source: pathlib.Path = DATASET_IMAGE) -> bytes:
         portrait = img.convert("RGB")
     # The dataset images are portrait (3:4); turn to landscape so the 4:3 resize keeps proportions.
     landscape = portrait.transpose(Image.Transpose.ROTATE_90)
-    big = np.asarray(landscape.resize(PHONE_SIZE, Image.BICUBIC), dtype=np.float32)
-    noise = np.random.default_rng(PHONE_SEED).normal(0.0, PHONE_NOISE_SIGMA, size=big.shape)
-    pixels = np.clip(np.rint(big + noise), 0, 255).astype(np.uint8)
+    pixels = np.asarray(landscape.resize(PHONE_SIZE, Image.BICUBIC), dtype=np.float32)
+    rng = np.random.default_rng(PHONE_SEED)
+    pixels += rng.standard_normal(pixels.shape, dtype=np.float32) * np.float32(PHONE_NOISE_SIGMA)
+    pixels = np.clip(np.rint(pixels, out=pixels), 0, 255).astype(np.uint8)
     out = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(out, "JPEG", quality=PHONE_QUALITY)
     return out.getvalue()
@@ -47,6 +48,4 @@ def write_cases(directory: pathlib.Path) -> dict[str, pathlib.Path]:
     shutil.copyfile(DATASET_IMAGE, dataset)
     phone = directory / "phone.jpg"
     phone.write_bytes(make_phone_photo())
-    for path in (dataset, phone):
-        path.chmod(0o644)  # nginx workers run as an unprivileged user
     return {"dataset": dataset, "phone": phone}

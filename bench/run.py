@@ -61,9 +61,13 @@ def run(config: Config) -> dict:
 
         log("starting nginx, instant model servers and gateways")
         nginx = servers.nginx(work / "images", work)
-        backend = stack.enter_context(Backend("float32"))
-        backend_uint8 = stack.enter_context(Backend("uint8"))
-        replicas = [stack.enter_context(Backend("float32")) for _ in range(2)]
+        backend, backend_uint8, *replicas = backends = [
+            Backend("float32"), Backend("uint8"), Backend("float32"), Backend("float32")]
+        for model_server in backends:
+            stack.callback(model_server.stop)
+            model_server.launch()
+        for model_server in backends:
+            model_server.wait_ready()
         # One target naming both replicas, for both gateways: ours balances over it
         # (round_robin); the lesson's channel keeps gRPC's default (pick_first) -> see results.md.
         replicas_target = "ipv4:" + ",".join(r.address for r in replicas)

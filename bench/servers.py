@@ -68,7 +68,7 @@ class Server:
 
 
 NGINX_CONF = """\
-worker_processes 1;
+{user}worker_processes 1;
 daemon off;
 pid {work}/nginx.pid;
 error_log {work}/nginx-error.log warn;
@@ -92,9 +92,10 @@ def nginx(root: pathlib.Path, work: pathlib.Path) -> Server:
     """nginx (from apt) serving the files of `root` with a config generated into `work`."""
     port = free_port()
     conf = work / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(work=work, port=port, root=root))
-    for directory in (work, root):  # workers drop root privileges and must read the images
-        directory.chmod(0o755)
+    # Started as root, nginx workers switch to `nobody`, who may not traverse a private temp dir
+    # (pytest's are 0700): keep them as the invoking user. They serve two images on loopback.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf.write_text(NGINX_CONF.format(user=user, work=work, port=port, root=root))
     argv = ["nginx", "-p", str(work), "-c", str(conf), "-e", str(work / "nginx-error.log")]
     return Server("nginx", argv, port, work / "nginx.log")
 

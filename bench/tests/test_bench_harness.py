@@ -1,0 +1,143 @@
+"""The harness pieces: the phone photo is reproducible, the instant model server answers, checks
+and counts, nginx serves the images, wrk's figures exclude failed requests, targets are judged
+in the right direction."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import threading
+
+import grpc
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from bench import backend as instant
+from bench import images, load, servers
+
+pytestmark = pytest.mark.integration  # real processes (model server, nginx, wrk) on loopback
+
+
+def test_phone_photo_is_deterministic_and_phone_sized():
+    first, second = images.make_phone_photo(), images.make_phone_photo()
+    assert hashlib.sha256(first).digest() == hashlib.sha256(second).digest()
+    with Image.open(io.BytesIO(first)) as photo:
+        assert photo.format == "JPEG" and photo.size == (4032, 3024)
+    assert 1_500_000 <= len(first) <= 3_000_000
+
+
+def predict_request(dtype, itemsize_dtype, shape=(1, 299, 299, 3)):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = instant.MODEL_NAME
+    tensor = request.inputs[instant.INPUT_NAME]
+    tensor.dtype = dtype
+    for size in shape:
+        tensor.tensor_shape.dim.add(size=size)
+    tensor.tensor_content = np.zeros(shape, dtype=itemsize_dtype).tobytes()
+    return request
+
+
+@pytest.fixture(params=["float32", "uint8"])
+def served(request, instant_backends):
+    server = instant_backends[request.param]
+    channel = grpc.insecure_channel(server.address)
+    yield request.param, server, channel
+    channel.close()
+
+
+def test_instant_backend_answers_checks_and_counts(served):
+    dtype_name, server, channel = served
+    dtype, numpy_dtype = {"float32": (types_pb2.DT_FLOAT, np.float32),
+                          "uint8": (types_pb2.DT_UINT8, np.uint8)}[dtype_name]
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    server.reset()
+    response = stub.Predict(predict_request(dtype, numpy_dtype), timeout=10)
+    scores = response.outputs[instant.OUTPUT_NAME]
+    assert [d.size for d in scores.tensor_shape.dim] == [1, instant.NUM_CLASSES]
+    assert list(scores.float_val) == instant.SCORES
+    wrong_dtype = types_pb2.DT_UINT8 if dtype == types_pb2.DT_FLOAT else types_pb2.DT_FLOAT
+    for bad in (predict_request(wrong_dtype, numpy_dtype),
+                predict_request(dtype, numpy_dtype, shape=(1, 224, 224, 3))):
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Predict(bad, timeout=10)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    counts = server.counts()
+    assert counts["predicts"] == 1  # rejected requests are not counted
+    assert counts["payload_bytes"] == 299 * 299 * 3 * np.dtype(numpy_dtype).itemsize
+    server.reset()
+    assert server.counts()["predicts"] == 0
+
+
+def test_instant_backend_metadata_and_status(served):
+    dtype_name, _server, channel = served
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = instant.MODEL_NAME
+    request.metadata_field.append("signature_def")
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    assert stub.GetModelMetadata(request, timeout=10).metadata["signature_def"].Unpack(signatures)
+    inputs = signatures.signature_def["serving_default"].inputs
+    assert list(inputs) == [instant.INPUT_NAME]
+    expected = types_pb2.DT_FLOAT if dtype_name == "float32" else types_pb2.DT_UINT8
+    assert inputs[instant.INPUT_NAME].dtype == expected
+    assert [d.size for d in inputs[instant.INPUT_NAME].tensor_shape.dim] == [-1, 299, 299, 3]
+    status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+        get_model_status_pb2.GetModelStatusRequest(model_spec=request.model_spec), timeout=10)
+    assert status.model_version_status[0].state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+
+
+def test_nginx_serves_both_image_cases(tmp_path):
+    cases = images.write_cases(tmp_path / "images")
+    nginx = servers.nginx(tmp_path / "images", tmp_path).start()
+    try:
+        nginx.wait_listening(30)
+        for path in cases.values():
+            response = requests.get(f"{nginx.url}/{path.name}", timeout=10)
+            assert response.status_code == 200
+            assert response.content == path.read_bytes()
+        # POSTing to a static file is refused: wrk must count that as errors, not throughput.
+        script = load.write_script(f"{nginx.url}/dataset.jpg", tmp_path / "post.lua")
+        refused = load.run_wrk(nginx.url, script, connections=2, seconds=1)
+        assert refused["requests"] > 0 and refused["errors"] == refused["requests"]
+        assert refused["rps"] == 0
+    finally:
+        nginx.stop()
+
+
+def test_wrk_reports_successful_posts(tmp_path):
+    bodies = []
+
+    class Predict(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Predict)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        script = load.write_script("http://127.0.0.1:1/dataset.jpg", tmp_path / "post.lua")
+        measured = load.run_wrk(f"http://127.0.0.1:{server.server_address[1]}", script, 1, 1)
+    finally:
+        server.shutdown()
+    assert measured["errors"] == 0 and measured["rps"] > 0
+    assert len(bodies) - 1 <= measured["requests"] <= len(bodies)  # one may be cut off at the end
+    assert bodies[0] == b'{"url": "http://127.0.0.1:1/dataset.jpg"}'
+    assert 0 < measured["p50_ms"] <= measured["p99_ms"]

@@ -1,0 +1,78 @@
+"""Targets are judged in the right direction and every figure reaches results.md and the chart."""
+from __future__ import annotations
+
+import copy
+
+from PIL import Image
+
+from bench import report
+from bench.run import BASELINE_GUNICORN, BASELINE_WAITRESS, OURS
+
+
+def cell(rps):
+    return {"rps": rps, "p50_ms": 1000 / rps, "p99_ms": 3000 / rps, "errors": 0, "rps_runs": [rps]}
+
+
+def result(ours_phone_rps=40.0, ours_dataset_rps=300.0, ours_prep_ms=22.0, spread=(500, 480)):
+    prep_names = ["baseline", "ours", "ours (uint8 signature)", "floor: JPEG decode, full size",
+                  report.FLOOR]
+    prep = {case: {n: {"median_ms": ms, "samples_ms": [ms]} for n, ms in zip(prep_names, values)}
+            for case, values in {"dataset": [1.0, 0.9, 0.7, 0.5, 0.5],
+                                 "phone": [40.0, ours_prep_ms, 20.0, 38.0, 20.0]}.items()}
+    throughput = {
+        "dataset": {BASELINE_GUNICORN: {"1": cell(100.0), "4": cell(110.0)},
+                    BASELINE_WAITRESS: {"1": cell(120.0), "4": cell(150.0)},
+                    OURS: {"1": cell(ours_dataset_rps / 2), "4": cell(ours_dataset_rps)}},
+        "phone": {BASELINE_GUNICORN: {"1": cell(12.0), "4": cell(13.0)},
+                  BASELINE_WAITRESS: {"1": cell(11.0), "4": cell(12.5)},
+                  OURS: {"1": cell(ours_phone_rps), "4": cell(ours_phone_rps / 2)}},
+    }
+    counts = list(spread)
+    return {
+        "config": {"reps": 3, "seconds": 5, "concurrencies": [1, 4], "threads": 8},
+        "machine": {"cpu": "Test CPU", "cores": 2, "python": "3.11", "os": "Linux", "commit": "abc",
+                    "packages": {"pillow": "13"}, "nginx": "nginx/1", "wrk": "wrk 4"},
+        "load_before": (0.1, 0.2, 0.3), "load_after": (2.0, 1.0, 0.5), "duration_s": 300,
+        "finished": "2026-01-01 00:00 UTC",
+        "images": {"dataset": {"file": "dataset.jpg", "width": 400, "height": 533, "bytes": 1},
+                   "phone": {"file": "phone.jpg", "width": 4032, "height": 3024, "bytes": 2}},
+        "preprocessing": prep,
+        "throughput": throughput,
+        "tensor_bytes": {"baseline (float32)": {"payload_bytes": 1072812, "input_bytes": 1,
+                                                "request_bytes": 1},
+                         "ours (float32)": {"payload_bytes": 1072812, "input_bytes": 1,
+                                            "request_bytes": 1},
+                         "ours (uint8)": {"payload_bytes": 268203, "input_bytes": 1,
+                                          "request_bytes": 1}},
+        "spread": {BASELINE_WAITRESS: {"counts": [900, 0], "ratio": None},
+                   OURS: {"counts": counts, "ratio": max(counts) / min(counts) if min(counts)
+                          else None}},
+    }
+
+
+def verdicts(res):
+    return [row["met"] for row in report.targets(res)]
+
+
+def test_all_targets_met_when_ours_is_fast_enough():
+    # phone 40 vs best baseline 13 (3.08x); dataset 300 vs 150 (2x); prep 22/20 = 1.1
+    assert verdicts(result()) == [True, True, True, True, True]
+
+
+def test_each_target_can_miss():
+    assert verdicts(result(ours_prep_ms=23.1))[0] is False
+    assert verdicts(result(ours_phone_rps=38.0))[1] is False  # 38/13 < 3: peak vs better baseline
+    assert verdicts(result(ours_dataset_rps=299.0))[2] is False
+    assert verdicts(result(spread=(600, 480)))[4] is False
+    assert verdicts(result(spread=(600, 0)))[4] is False
+
+
+def test_results_markdown_and_chart_show_every_gateway(tmp_path):
+    res = result()
+    report.write(copy.deepcopy(res), tmp_path)
+    text = (tmp_path / "results.md").read_text()
+    for needle in (BASELINE_GUNICORN, BASELINE_WAITRESS, "ours (uint8)", report.FLOOR, "Test CPU",
+                   "∞ (one replica got nothing)", "| ours ÷ better baseline | 1.25× |  | 2.00× |"):
+        assert needle in text
+    with Image.open(tmp_path / "results.png") as chart:
+        assert chart.size[0] > 600 and chart.size[1] > 400
