@@ -12,6 +12,7 @@ import requests
 from PIL import Image
 
 from conftest import free_port, gateway_process
+from tiny_dns_server import TinyDNSServer
 from model_serve_process import TINY_LABELS, TINY_SIZE, ModelServe, build_tiny_keras_model
 
 pytestmark = pytest.mark.integration
@@ -84,6 +85,22 @@ def test_two_servers_behind_one_ipv4_target_both_get_requests(server_pair):
             assert requests.post(base + "/predict", json={"image": image}, timeout=30).status_code == 200
     served = [s.request_count() - b for s, b in zip(server_pair, before)]
     assert all(n >= 5 for n in served), served  # round_robin: about half each
+    assert sum(served) >= 20
+
+
+def test_two_servers_behind_one_dns_name_both_get_requests(server_pair):
+    """`dns:` target: a name with two A records (served by a loopback DNS server named in the
+    target's authority, which gRPC's c-ares resolver queries) -> round_robin over both."""
+    image, _ = png_b64()
+    before = [s.request_count() for s in server_pair]
+    with TinyDNSServer("model-server-headless.test", ["127.0.0.1", "127.0.0.2"]) as dns:
+        target = f"dns://127.0.0.1:{dns.port}/model-server-headless.test:{server_pair[0].grpc_port}"
+        with gateway_process({"TF_SERVING_HOST": target, "MODEL_NAME": "tiny"}) as (base, _):
+            for _ in range(20):
+                assert requests.post(base + "/predict", json={"image": image}, timeout=30).status_code == 200
+        assert dns.a_queries >= 1
+    served = [s.request_count() - b for s, b in zip(server_pair, before)]
+    assert all(n >= 5 for n in served), served
     assert sum(served) >= 20
 
 
