@@ -41,7 +41,7 @@ def checkov_binary() -> str:
 
 def scan(chart_yaml: pathlib.Path, scenario: pathlib.Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [checkov_binary(), "--framework", "helm", "--skip-download", "--compact", "--quiet",
+        [checkov_binary(), "--framework", "helm", "--skip-download", "--compact",
          "--file", str(chart_yaml), "--var-file", str(scenario),
          "--skip-check", ",".join(SKIPPED_CHECKS)],
         capture_output=True, text=True, timeout=600, env={**os.environ, "LOG_LEVEL": "WARNING"},
@@ -73,3 +73,9 @@ def test_checkov_finds_no_failed_check(checkov_results, scenario):
     passed, failed, _skipped = map(int, match.groups())
     assert passed > 100, f"only {passed} checks ran: the chart was not really rendered"
     assert failed == 0, proc.stdout
+    assert "PASSED for resource: Deployment.default.release-name-model-server" in proc.stdout
+
+
+def test_checkov_scans_each_scenario_with_its_own_values(checkov_results):
+    assert "PASSED for resource: Ingress." in checkov_results["07-ingress-tls"].stdout
+    assert "PASSED for resource: Ingress." not in checkov_results["01-defaults"].stdout
