@@ -123,7 +123,7 @@ def ours(target: str, threads: int, work: pathlib.Path, name: str = "ours",
     """`python -m gateway`, allowed to fetch the images from loopback (plus `extra` settings)."""
     port = free_port()
     env = {"TF_SERVING_HOST": target, "PORT": str(port), "THREADS": str(threads),
-           "FETCH_ALLOWED_NETWORKS": "127.0.0.1/32", "LOG_LEVEL": "WARNING", **(extra or {})}
+           "FETCH_ALLOWED_NETWORKS": "127.0.0.1/32", **(extra or {})}
     return Server(name, [sys.executable, "-m", "gateway"], port, work / f"{name}.log", env)
 
 

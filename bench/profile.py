@@ -1,0 +1,102 @@
+"""`python -m bench.profile`: where a gateway's time goes under load, sampled with py-spy.
+
+Starts nginx, one instant model server and the chosen gateway exactly as `python -m bench` does,
+drives it with wrk, records it with `py-spy record --format raw` and prints the functions with
+the largest share of samples (own time and cumulative), counted over request-handling stacks only.
+
+    python -m bench.profile --gateway ours --case dataset --connections 1
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+from bench import images, load, servers
+from bench.backend import NUM_CLASSES, Backend
+from bench.baseline.gateway import classes as LESSON_CLASSES
+
+PY_SPY = pathlib.Path(sys.executable).parent / "py-spy"
+
+
+def start_gateway(name: str, target: str, threads: int, work: pathlib.Path, nginx_port: int):
+    if name == "ours":
+        extra = {"FETCH_ALLOWED_PORTS": str(nginx_port), "LISTEN_HOST": "127.0.0.1",
+                 "LABELS": ",".join(LESSON_CLASSES)}
+        return servers.ours(target, threads, work, extra=extra)
+    if name == "baseline-waitress":
+        return servers.baseline_waitress(target, threads, work)
+    return servers.baseline_gunicorn(target, work)
+
+
+def summarize(raw: pathlib.Path, keep: str, top: int) -> str:
+    own, cumulative, total = collections.Counter(), collections.Counter(), 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if keep not in stack:
+            continue  # idle server threads, the metadata refresher...
+        total += int(count)
+        own[frames[-1]] += int(count)
+        for frame in set(frames):
+            cumulative[frame] += int(count)
+    if not total:
+        return "no request-handling samples"
+    lines = [f"{total} samples in request handling", "", "own time:"]
+    lines += [f"  {n / total:6.1%}  {frame}" for frame, n in own.most_common(top)]
+    lines += ["", "cumulative (frames below the WSGI server):"]
+    skip = ("threading.py", "waitress/", "flask/app.py", "gunicorn/", "werkzeug/")
+    interesting = [(f, n) for f, n in cumulative.most_common() if not any(s in f for s in skip)]
+    lines += [f"  {n / total:6.1%}  {frame}" for frame, n in interesting[:top]]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
+    parser.add_argument("--gateway", choices=("ours", "baseline-waitress", "baseline-gunicorn"),
+                        default="ours")
+    parser.add_argument("--case", choices=images.CASES, default="dataset")
+    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="keras-serving-profile-") as tmp, \
+            Backend("float32") as backend:
+        work = pathlib.Path(tmp)
+        cases = images.write_cases(work / "images")
+        nginx = servers.nginx(work / "images", work).start()
+        gateway = start_gateway(args.gateway, backend.address, args.threads, work, nginx.port)
+        gateway.start()
+        try:
+            nginx.wait_listening()
+            gateway.wait_listening()
+            url = f"{nginx.url}/{cases[args.case].name}"
+            servers.check_prediction(gateway, url, NUM_CLASSES)
+            script = load.write_script(url, work / "load.lua")
+            load.run_wrk(gateway.url, script, args.connections, 2)  # warm up
+            raw = work / "py-spy.txt"
+            spy = subprocess.Popen(
+                [str(PY_SPY), "record", "--pid", str(gateway.process.pid), "--subprocesses",
+                 "--format", "raw", "--rate", "250", "--duration", str(args.seconds),
+                 "--nonblocking", "-o", str(raw)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            measured = load.run_wrk(gateway.url, script, args.connections, args.seconds)
+            _, err = spy.communicate(timeout=args.seconds + 60)
+            if spy.returncode != 0:
+                raise SystemExit(f"py-spy failed (needs ptrace permission): {err.strip()}")
+            print(f"{args.gateway}, {args.case}, c={args.connections}: {measured['rps']:.1f} req/s, "
+                  f"p50 {measured['p50_ms']:.1f} ms, p99 {measured['p99_ms']:.1f} ms "
+                  f"(slowed by the sampling)\n")
+            keep = "predict" if args.gateway == "ours" else "predict_endpoint"
+            print(summarize(raw, keep, args.top))
+        finally:
+            gateway.stop()
+            nginx.stop()
+
+
+if __name__ == "__main__":
+    main()
