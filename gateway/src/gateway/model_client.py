@@ -52,6 +52,11 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     # Re-resolve DNS at most every 10 s when a connection drops (new pods of a scaled Deployment).
     ("grpc.dns_min_time_between_resolutions_ms", 10_000),
+    # gRPC's default reconnect backoff grows 1 s x1.6 up to 120 s: after a 10 s model-server
+    # outage the gateway kept answering 503 for ~4 s more, after a minute for up to ~40 s.
+    # Retry a lost connection every <= 1 s instead (tests/reliability/test_faults.py).
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
 ]
 _INPUT_DTYPES = {types_pb2.DT_FLOAT: "float32", types_pb2.DT_UINT8: "uint8"}
 
