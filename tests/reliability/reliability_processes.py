@@ -65,6 +65,7 @@ class ModelServerProcess:
             "--grpc_workers=32", "--log_level=WARNING",
         ]
         log = open(self.log_path, "ab")
+        offset = log.tell()  # a restart appends to the same log: look only at the new part
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
@@ -72,11 +73,16 @@ class ModelServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"model serve exited with {self.process.returncode}:\n{_tail(self.log_path)}")
-            if "model serve: listening" in _tail(self.log_path, 100_000):
+            if b"model serve: listening" in self._log_since(offset):
                 return self
             time.sleep(0.1)
         self.kill()
         raise RuntimeError(f"model serve not listening within {timeout} s:\n{_tail(self.log_path)}")
+
+    def _log_since(self, offset: int) -> bytes:
+        with open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return log.read()
 
     def kill(self) -> None:
         """SIGKILL: the crash case (no goodbye to open gRPC streams)."""

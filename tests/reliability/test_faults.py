@@ -1,0 +1,161 @@
+"""Faults: the model server dies under load and comes back; an image server stalls."""
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from reliability_images import small_jpeg
+from reliability_processes import MODEL_NAME, ModelServerProcess, gateway_env
+
+GRPC_TIMEOUT = 2.0
+FETCH_TIMEOUT = 2.0
+SLACK = 1.5  # scheduling on a loaded 2-core machine; still far below "hangs"
+
+
+class _Prober:
+    """Predictions from `threads` clients back to back until stopped; every answer is kept
+    with its send time and latency."""
+
+    def __init__(self, base: str, threads: int):
+        self.base = base
+        self.body = {"image": base64.b64encode(small_jpeg()).decode()}
+        self.answers: list[tuple[float, float, int, dict | str]] = []  # (sent, seconds, status, body)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self):
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                sent = time.monotonic()
+                try:
+                    response = session.post(self.base + "/predict", json=self.body, timeout=30)
+                    status = response.status_code
+                    body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else response.text
+                except requests.RequestException as error:
+                    status, body = 0, repr(error)
+                with self._lock:
+                    self.answers.append((sent, time.monotonic() - sent, status, body))
+                time.sleep(0.02)
+
+    def since(self, moment: float):
+        with self._lock:
+            return [a for a in self.answers if a[0] >= moment]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(40)
+
+
+def _wait_for(predicate, timeout: float, step: float = 0.05) -> float | None:
+    """Seconds until predicate() held, or None on timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(step)
+    return None
+
+
+def test_model_server_killed_under_load_then_restarted(model_base, logs_dir, image_server, start_gateway, record):
+    """SIGKILL the model server during load: every answer is a quick 503 JSON, /readyz turns
+    unready; restart it on the same port: predictions succeed again within 2 s, same gateway."""
+    server = ModelServerProcess(model_base, MODEL_NAME, logs_dir).start()
+    try:
+        gateway = start_gateway(gateway_env(server.target, image_server.port, GRPC_TIMEOUT_SECONDS=str(GRPC_TIMEOUT)))
+        gateway.wait_ready()
+        gateway_pid = gateway.pid
+        with _Prober(gateway.base, threads=8) as prober:
+            assert _wait_for(lambda: sum(a[2] == 200 for a in prober.answers) >= 50, 60), prober.answers[-5:]
+            killed_at = time.monotonic()
+            server.kill()
+            unready_after = _wait_for(lambda: requests.get(gateway.base + "/readyz", timeout=10).status_code == 503, 10)
+            time.sleep(3)  # load keeps coming while the model server is gone
+            down = [a for a in prober.since(killed_at + 0.5)]
+
+            server.start()  # same port; TensorFlow import and model load take a few seconds
+            back_at = time.monotonic()
+            recovered_after = _wait_for(lambda: any(a[2] == 200 for a in prober.since(back_at)), 10, 0.01)
+            ready_after = _wait_for(lambda: requests.get(gateway.base + "/readyz", timeout=10).status_code == 200, 10)
+            time.sleep(1)
+            after_restart = prober.since(back_at)
+            after_recovery = prober.since(back_at + (recovered_after or 0) + 0.5)
+        errors_during_down = [a for a in down if a[2] != 503]
+        record(
+            answers_while_down=len(down), non_503_while_down=len(errors_during_down),
+            slowest_answer_while_down_s=round(max(a[1] for a in down), 2),
+            readyz_unready_after_s=unready_after, recovery_after_restart_s=recovered_after,
+            readyz_ready_after_restart_s=ready_after,
+            answers_after_recovery=len(after_recovery),
+            errors_after_recovery=sum(a[2] != 200 for a in after_recovery),
+        )
+        assert unready_after is not None, "readyz stayed 200 with the model server dead"
+        assert len(down) >= 10 and not errors_during_down, errors_during_down[:5]
+        for _sent, seconds, _status, body in down:
+            assert body["error"]["code"] == "model_unavailable", body
+            assert seconds < GRPC_TIMEOUT + SLACK, f"an answer took {seconds:.2f} s with the model server down"
+        failing = [(round(a[0] - back_at, 2), a[2], a[3]) for a in after_restart if a[2] != 200]
+        assert recovered_after is not None and recovered_after < 2.0, (recovered_after, failing[:3], failing[-3:])
+        assert ready_after is not None
+        assert after_recovery and all(a[2] == 200 for a in after_recovery), [a for a in after_recovery if a[2] != 200][:5]
+        assert gateway.process.poll() is None and gateway.pid == gateway_pid
+    finally:
+        server.stop()
+
+
+def test_stalling_image_server_does_not_exhaust_workers(model_server, image_server, start_gateway, record):
+    """Image server sends headers then nothing (slowloris) for 6 URL requests at a time, and 40
+    clients trickle half a request line into the gateway: each stalled fetch ends at the fetch
+    deadline with 504 JSON while base64 predictions keep being answered at once."""
+    gateway = start_gateway(gateway_env(
+        model_server.target, image_server.port, FETCH_TIMEOUT_SECONDS=str(FETCH_TIMEOUT), THREADS="8"))
+    gateway.wait_ready()
+    stall_url = image_server.url("/stall")
+    body = {"image": base64.b64encode(small_jpeg()).decode()}
+
+    def stalled_fetch():
+        sent = time.monotonic()
+        response = requests.post(gateway.base + "/predict", json={"url": stall_url}, timeout=30)
+        return time.monotonic() - sent, response.status_code, response.json()
+
+    half_open = []
+    for _ in range(40):  # slow clients of the gateway itself: waitress buffers them, no thread each
+        sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+        half_open.append(sock)
+    served = []
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            stalls = [pool.submit(stalled_fetch) for _ in range(12)]  # two waves of six
+            while not all(f.done() for f in stalls):
+                sent = time.monotonic()
+                response = requests.post(gateway.base + "/predict", json=body, timeout=30)
+                served.append((time.monotonic() - sent, response.status_code))
+            stalled = [f.result() for f in stalls]
+    finally:
+        for sock in half_open:
+            sock.close()
+    record(
+        stalled_fetches=len(stalled), fetch_deadline_s=FETCH_TIMEOUT,
+        stalled_answer_s=f"{min(s[0] for s in stalled):.2f}-{max(s[0] for s in stalled):.2f}",
+        half_open_client_connections=len(half_open), other_predictions_served=len(served),
+        slowest_other_prediction_s=round(max(s[0] for s in served), 2),
+    )
+    for seconds, status, answer in stalled:
+        assert status == 504 and answer["error"]["code"] == "fetch_timeout", answer
+        assert FETCH_TIMEOUT - 0.1 <= seconds < FETCH_TIMEOUT + SLACK, seconds
+    assert len(served) >= 10 and all(status == 200 for _, status in served), served
+    # Never queued behind a stalled fetch: a queued request would wait up to the fetch deadline.
+    assert max(seconds for seconds, _ in served) < FETCH_TIMEOUT, served
+    assert image_server.hits["/stall"] >= 12
