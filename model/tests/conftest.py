@@ -13,28 +13,9 @@ import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(HERE))  # the helper modules next to the tests
+sys.path.insert(0, str(HERE))  # model_tools_testing, next to the tests
 
-TINY_SHAPE = (12, 10, 3)  # H, W, C: deliberately not square, to catch H/W swaps
-TINY_LABELS = ["cat", "dog", "emu", "yak"]
-
-
-def build_tiny_model(seed: int = 7):
-    """A real (tiny) image classifier: conv + BatchNorm + pooling + dense logits."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=TINY_SHAPE, name="pixels")
-    x = keras.layers.Conv2D(6, 3, activation="relu")(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(len(TINY_LABELS), name="class_logits")(x)
-    model = keras.Model(inputs, outputs)
-    # Non-trivial BatchNorm statistics, so inference-mode handling is actually exercised.
-    bn = model.layers[2]
-    bn.moving_mean.assign(np.linspace(-0.5, 0.5, 6).astype("float32"))
-    bn.moving_variance.assign(np.linspace(0.5, 2.0, 6).astype("float32"))
-    return model
+from model_tools_testing import TINY_LABELS, build_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")

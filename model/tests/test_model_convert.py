@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import TINY_LABELS, TINY_SHAPE
+from model_tools_testing import TINY_LABELS, TINY_SHAPE
 from model_tools import preprocessing
 from model_tools.convert import ConvertError, convert, read_labels
 

@@ -9,8 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from conftest import TINY_LABELS, TINY_SHAPE
-from model_serve_process import ServeProcess
+from model_tools_testing import TINY_LABELS, TINY_SHAPE, ServeProcess
 from model_tools import preprocessing
 
 pytestmark = pytest.mark.integration

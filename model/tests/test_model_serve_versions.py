@@ -9,8 +9,7 @@ import grpc
 import numpy as np
 import pytest
 
-from conftest import TINY_SHAPE, build_tiny_model
-from model_serve_process import ServeProcess, port_open
+from model_tools_testing import TINY_SHAPE, ServeProcess, build_tiny_model, port_open
 from model_tools import preprocessing
 from model_tools.convert import convert
 

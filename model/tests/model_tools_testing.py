@@ -1,4 +1,6 @@
-"""Run `model serve` as a real subprocess on loopback ports for the tests."""
+"""Helpers shared by the model-tooling tests: the tiny real Keras model and a `model serve`
+subprocess on loopback ports. (A uniquely named module: every test folder of the repository
+shares one pytest run and one sys.modules.)"""
 from __future__ import annotations
 
 import os
@@ -9,6 +11,29 @@ import subprocess
 import sys
 import threading
 import time
+
+import numpy as np
+
+TINY_SHAPE = (12, 10, 3)  # H, W, C: deliberately not square, to catch H/W swaps
+TINY_LABELS = ["cat", "dog", "emu", "yak"]
+
+
+def build_tiny_model(seed: int = 7):
+    """A real (tiny) image classifier: conv + BatchNorm + pooling + dense logits."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=TINY_SHAPE, name="pixels")
+    x = keras.layers.Conv2D(6, 3, activation="relu")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(len(TINY_LABELS), name="class_logits")(x)
+    model = keras.Model(inputs, outputs)
+    # Non-trivial BatchNorm statistics, so inference-mode handling is actually exercised.
+    bn = model.layers[2]
+    bn.moving_mean.assign(np.linspace(-0.5, 0.5, 6).astype("float32"))
+    bn.moving_variance.assign(np.linspace(0.5, 2.0, 6).astype("float32"))
+    return model
 
 
 def free_port() -> int:
