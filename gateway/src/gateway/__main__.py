@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -56,10 +57,20 @@ def main() -> int:
             return
         state["draining"] = True
         server.accepting = False  # waitress stops accepting; open connections keep being served
+        # Refuse new connections now instead of leaving them in the listen backlog unanswered
+        # until exit: on Linux, shutdown() of a listening socket resets queued connections and
+        # answers new SYNs with RST, and the fd stays valid for waitress's select loop.
+        try:
+            server.socket.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
         log.info("SIGTERM: draining", extra={"fields": {"grace_seconds": grace}})
         threading.Thread(target=drain_then_stop, name="drain", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # The drain ends waitress with SIGINT; a process started with SIGINT ignored (a background
+    # job of a non-interactive shell, nohup) would otherwise never stop after draining.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     log.info("gateway listening", extra={"fields": {
         "host": settings.listen_host, "port": server.effective_port,
         "tf_serving_host": settings.tf_serving_host, "model_name": settings.model_name,
