@@ -112,6 +112,7 @@ class GatewayProcess:
         self.log_path = log_dir / f"gateway-{self.port}.log"
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+        self.popen_kwargs: dict = {}
 
     @property
     def pid(self) -> int:
@@ -120,7 +121,8 @@ class GatewayProcess:
 
     def start(self, timeout: float = 90) -> "GatewayProcess":
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "gateway"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen([sys.executable, "-m", "gateway"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                        **self.popen_kwargs)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
