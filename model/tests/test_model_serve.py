@@ -181,3 +181,17 @@ def test_prometheus_metrics_when_monitoring_config_enables_them(server, stub):
 def test_unsupported_tf_serving_flags_are_accepted_and_logged(server):
     assert "--enable_batching is accepted" in server.log
     assert "unknown flag --some_future_flag=1 ignored" in server.log
+
+
+def test_busy_port_is_a_clear_error(server, converted):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "model_tools", "serve", "--host=127.0.0.1",
+         f"--port={server.grpc_port}", "--rest_api_port=0", "--model_name=tiny",
+         f"--model_base_path={converted['base'] / 'tiny'}"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "cannot start: cannot listen on 127.0.0.1:" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -129,13 +129,21 @@ def run(args, extra_flags=()) -> int:
         return 0  # stopped before any model loaded
     manager.start_polling()
     metrics = ServeMetrics()
-    grpc_server, grpc_port = start_grpc(manager, metrics, args.host, args.port, args.grpc_workers)
-    log.info("Running gRPC ModelServer at %s:%d ...", args.host, grpc_port)
-    rest_server, rest_port = None, 0
-    if args.rest_api_port:
-        rest_server, rest_port = start_rest(manager, metrics, args.host, args.rest_api_port,
-                                            prometheus_path)
-        log.info("Exporting HTTP/REST API at:%s:%d ...", args.host, rest_port)
+    grpc_server, rest_server, rest_port = None, None, 0
+    try:
+        grpc_server, grpc_port = start_grpc(manager, metrics, args.host, args.port,
+                                            args.grpc_workers)
+        log.info("Running gRPC ModelServer at %s:%d ...", args.host, grpc_port)
+        if args.rest_api_port:
+            rest_server, rest_port = start_rest(manager, metrics, args.host, args.rest_api_port,
+                                                prometheus_path)
+            log.info("Exporting HTTP/REST API at:%s:%d ...", args.host, rest_port)
+    except OSError as exc:  # port in use, bad address: one clear line, exit status 1
+        log.error("cannot start: %s", exc)
+        manager.stop()
+        if grpc_server:
+            grpc_server.stop(grace=0)
+        return 1
     models = ", ".join(f"{m.config.name} v{m.get().version}" for m in manager.models.values())
     # One line other tools wait for; flush so a parent reading our stdout sees it at once.
     print(f"model serve: listening grpc={args.host}:{grpc_port} rest="

@@ -120,8 +120,11 @@ def start_grpc(manager, metrics, host: str, port: int, max_workers: int = 16):
         PredictionService(manager, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    bound = server.add_insecure_port(address)
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:  # newer grpcio raises instead of returning 0
+        raise OSError(f"cannot listen on {address} (gRPC): {exc}") from exc
     if bound == 0:
-        raise OSError(f"cannot bind gRPC to {address}")
+        raise OSError(f"cannot listen on {address} (gRPC)")
     server.start()
     return server, bound
