@@ -102,3 +102,12 @@ def demo_model_image(build_image, loader_image, demo_model_base) -> str:
                   str(demo_model_base), timeout=600)
     assert proc.returncode == 0
     return tag
+
+
+def pytest_collection_modifyitems(items):
+    # Session fixtures build images inside whichever test needs them first (TensorFlow's image
+    # takes minutes on a cold cache): a wider per-test bound than pytest.ini's 600 s.
+    here = pathlib.Path(__file__).parent
+    for item in items:
+        if here in pathlib.Path(str(item.path)).parents and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(1800))

@@ -66,8 +66,19 @@ def python_in(tag: str, code: str, check: bool = True):
 
 
 def assert_no_tensorflow(tag: str) -> None:
-    proc = python_in(tag, "import tensorflow", check=False)
-    assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr, proc.stderr[-500:]
+    # `import tensorflow` alone proves nothing: tensorflow-protobuf (the gateway's TF Serving
+    # protos) installs a `tensorflow` package holding only protos. Real TensorFlow is a
+    # distribution named tensorflow* with a `tensorflow.python` package.
+    code = (
+        "import importlib.metadata as md, importlib.util as iu\n"
+        "names = sorted(d.metadata['Name'].lower() for d in md.distributions())\n"
+        "bad = [n for n in names if n in ('tensorflow', 'tensorflow-cpu', 'tensorflow-gpu', 'keras', 'tf-keras')]\n"
+        "assert not bad, bad\n"
+        "try:\n    spec = iu.find_spec('tensorflow.python')\nexcept ModuleNotFoundError:\n    spec = None\n"
+        "assert spec is None, spec\n"
+    )
+    proc = python_in(tag, code, check=False)
+    assert proc.returncode == 0, proc.stderr[-800:]
 
 
 # ---- gateway ------------------------------------------------------------------------------------
