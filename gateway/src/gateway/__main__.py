@@ -18,6 +18,7 @@ from waitress import create_server
 
 from gateway.app import create_app
 from gateway.logs import configure_logging
+from gateway.server_errors import use_json_errors
 from gateway.settings import Settings, SettingsError
 
 log = logging.getLogger("gateway")
@@ -44,6 +45,7 @@ def main() -> int:
         ident="gateway",
         clear_untrusted_proxy_headers=True,
     )
+    use_json_errors(server)
 
     def drain_then_stop() -> None:
         deadline = time.monotonic() + grace

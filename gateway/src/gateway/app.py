@@ -113,7 +113,10 @@ def _read_input(fetcher: ImageFetcher, metrics: GatewayMetrics) -> tuple[bytes, 
     if content_type.startswith("image/") or content_type == "application/octet-stream":
         return request.get_data(cache=False), _parse_top_k(request.args.get("top_k"))
 
-    body = request.get_json(force=True, silent=True)
+    try:
+        body = request.get_json(force=True, silent=True)
+    except RecursionError:  # not a ValueError, so `silent` lets it through: [[[[...]]]] x 100,000
+        raise bad_request("invalid_json", "JSON body is nested too deeply") from None
     if body is None:
         raise bad_request("invalid_json", 'body must be JSON like {"url": "https://..."} or {"image": "<base64>"}')
     if not isinstance(body, dict):
