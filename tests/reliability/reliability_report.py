@@ -60,6 +60,8 @@ class ReliabilityReport:
 
 
 def _fmt(value) -> str:
+    if isinstance(value, (set, frozenset)):
+        return ", ".join(str(v) for v in sorted(value))
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
     return str(value).replace("|", "\\|")
