@@ -106,6 +106,10 @@ def test_rendered_deployments_serve_a_prediction_under_podman(podman_env, podman
     # The pods run exactly what the chart rendered, except for what podman lacks (see module doc).
     headless = next(d["metadata"]["name"] for d in docs
                     if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None")
+    # podman 4.3 removes a finished "once" init container and can race with its exit
+    # ("cannot remove container ... as it is running", podman issue 18477); "always" keeps it.
+    # For a Deployment podman reads this from the Deployment's own annotations.
+    model_server["metadata"].setdefault("annotations", {})["io.podman.annotations.init.container.type"] = "always"
     network = f"ks-podman-{uuid.uuid4().hex[:8]}"
     files = {"model-server": tmp_path / "model-server.yaml", "gateway": tmp_path / "gateway.yaml"}
     files["model-server"].write_text(yaml.safe_dump_all([*configmaps, model_server]))
