@@ -63,8 +63,9 @@ down: ## stop what make up started
 docs: tools ## regenerate the README parameter table and values.schema.json from values.yaml
 	scripts/values-docs.sh
 
-bench: venv system ## run the benchmarks, write bench/results.md and bench/results.png
+bench: venv system ## run the benchmarks (bench/results.md, .png) and the long soak (bench/soak-results.md)
 	$(PYTHON) -m bench
+	$(PYTHON) -m bench.soak
 
 .PHONY: clean
 clean: ## remove the venv, tools and runtime state
