@@ -74,8 +74,14 @@ def waitress_gateway(settings, **app_kwargs):
         yield base
     finally:
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
-        for channel in list(server._map.values()):  # the loop ends when its map is empty
-            channel.close()
+
+        def close_everything():  # runs in the server's own loop thread (no fd races)
+            for channel in list(server._map.values()):
+                if channel is not server and channel is not server.trigger:
+                    channel.close()
+            server.close()  # the listener and the trigger: the loop ends when its map is empty
+
+        server.trigger.pull_trigger(close_everything)
         thread.join(5)
         app.extensions["gateway"]["model"].close()
 
