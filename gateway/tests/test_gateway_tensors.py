@@ -68,3 +68,16 @@ def test_unsupported_dtype_is_an_error():
     proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_COMPLEX64)
     with pytest.raises(TensorDecodeError, match="DT_COMPLEX64"):
         from_tensor_proto(proto)
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(hnp.arrays(dtype=st.sampled_from([np.float32, np.uint8, np.int64, np.float64]),
+                  shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=5)))
+def test_round_trip_of_any_numeric_array(array):
+    decoded = from_tensor_proto(to_tensor_proto(array))
+    assert decoded.shape == array.shape
+    np.testing.assert_array_equal(decoded, array)
