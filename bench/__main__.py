@@ -13,7 +13,7 @@ def main() -> None:
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).parent,
                         help="where to write results.md/.png/.json (default: bench/)")
     parser.add_argument("--reps", type=int, default=Config.reps)
-    parser.add_argument("--seconds", type=float, default=Config.seconds,
+    parser.add_argument("--seconds", type=int, default=Config.seconds,
                         help="duration of each wrk run")
     parser.add_argument("--quick", action="store_true",
                         help="1 repetition of 2 s runs: checks the harness, figures are rough")

@@ -27,7 +27,7 @@ def write_script(image_url: str, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
-def run_wrk(url: str, script: pathlib.Path, connections: int, seconds: float) -> dict:
+def run_wrk(url: str, script: pathlib.Path, connections: int, seconds: int) -> dict:
     """One wrk run; returns ok requests/s, p50/p99 in ms and the error counts."""
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s",
             "-s", str(script), f"{url}/predict"]

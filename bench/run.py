@@ -24,7 +24,7 @@ BASELINES = (BASELINE_GUNICORN, BASELINE_WAITRESS)
 @dataclass
 class Config:
     reps: int = 3
-    seconds: float = 5.0  # per wrk run
+    seconds: int = 5  # per wrk run (wrk takes whole seconds)
     concurrencies: tuple[int, ...] = (1, 4, 16)
     threads: int = 8  # the gateway's default THREADS; the baseline's waitress gets the same
     prep_reps: int = 7
