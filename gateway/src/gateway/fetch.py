@@ -146,7 +146,8 @@ class ImageFetcher:
                     url,
                     stream=True,
                     timeout=(self.limits.connect_timeout, self.limits.total_timeout),
-                    headers={"User-Agent": _USER_AGENT, "Accept": "image/*"},
+                    # identity: images are compressed already, and gzip would only add a decompression step
+                    headers={"User-Agent": _USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"},
                 )
                 with response:
                     return self._read_body(response, watchdog)
