@@ -30,8 +30,20 @@ scripts/stack.sh up
 url="http://127.0.0.1:$SAMPLES_PORT/$image"
 body="{\"url\": \"$url\"}"
 echo "==> curl -X POST localhost:$GATEWAY_PORT/predict -H 'Content-Type: application/json' -d '$body'"
-response=$(curl --silent --show-error --max-time 60 -X POST "localhost:$GATEWAY_PORT/predict" \
-  -H 'Content-Type: application/json' -d "$body")
+if command -v curl >/dev/null; then
+  response=$(curl --silent --show-error --max-time 60 -X POST "localhost:$GATEWAY_PORT/predict" \
+    -H 'Content-Type: application/json' -d "$body")
+else  # the same request without curl (minimal machines)
+  response=$(python3 - "http://localhost:$GATEWAY_PORT/predict" "$body" <<'EOF'
+import sys, urllib.error, urllib.request
+req = urllib.request.Request(sys.argv[1], sys.argv[2].encode(), {"Content-Type": "application/json"})
+try:
+    print(urllib.request.urlopen(req, timeout=60).read().decode())
+except urllib.error.HTTPError as e:
+    print(e.read().decode())
+EOF
+)
+fi
 echo "$response"
 python3 - "$response" "$expected" "$accuracy" <<'EOF'
 import json, sys

@@ -50,11 +50,15 @@ def podman_images(podman_env, gateway_image, model_server_image, demo_model_imag
     missing = [t for t in tags if podman("image", "exists", t, env=podman_env, check=False).returncode != 0
                or _image_id("docker", t) != _image_id("podman", t, podman_env)]
     if missing:
+        replaced = {_image_id("podman", t, podman_env) for t in missing} - {""}
         save = subprocess.Popen(["docker", "save", *missing], stdout=subprocess.PIPE)
         load = subprocess.run(["podman", "load"], stdin=save.stdout, capture_output=True, text=True,
                               env=podman_env, timeout=900)
         save.stdout.close()
         assert save.wait(timeout=60) == 0 and load.returncode == 0, load.stderr[-3000:]
+        # The previous builds of these tags are now untagged in podman's store: drop them.
+        for image_id in replaced - {_image_id("podman", t, podman_env) for t in missing}:
+            podman("rmi", image_id, env=podman_env, check=False)
     return tags
 
 
