@@ -85,3 +85,15 @@ def _jpeg_b64() -> str:
     from gateway.selftest import sample_jpeg
 
     return base64.b64encode(sample_jpeg()).decode()
+
+
+def test_sigterm_with_a_delay_keeps_accepting_but_reports_not_ready():
+    with NumpyModelServer(FakeModel()) as server:
+        with gateway_process({"TF_SERVING_HOST": server.target, "SHUTDOWN_DELAY_SECONDS": "3"}) as (base, process):
+            assert requests.get(base + "/readyz", timeout=10).status_code == 200
+            process.send_signal(signal.SIGTERM)
+            deadline_wait(lambda: requests.get(base + "/readyz", timeout=5).status_code == 503, 2)
+            draining = requests.get(base + "/readyz", timeout=5)  # a new connection is still accepted
+            assert draining.json()["error"]["code"] == "shutting_down"
+            assert requests.post(base + "/predict", json={"image": _jpeg_b64()}, timeout=10).status_code == 200
+            assert process.wait(30) == 0

@@ -1,8 +1,10 @@
 """`python -m gateway`: read settings, build the app, serve it with waitress.
 
-SIGTERM drains instead of dropping requests: the gateway stops accepting new connections and
-reports not-ready, lets requests in flight finish (up to SHUTDOWN_GRACE_SECONDS, default 20,
-inside Kubernetes' default 30 s termination grace), then stops waitress and closes the channel.
+SIGTERM drains instead of dropping requests: the gateway reports not-ready at once, keeps
+accepting for SHUTDOWN_DELAY_SECONDS (default 0; set it to a few seconds in Kubernetes, where
+endpoint removal lags), then stops accepting new connections, lets requests in flight finish (up
+to SHUTDOWN_GRACE_SECONDS, default 20, inside Kubernetes' default 30 s termination grace), then
+stops waitress and closes the channel.
 """
 from __future__ import annotations
 
@@ -32,6 +34,9 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level)
     grace = float(os.environ.get("SHUTDOWN_GRACE_SECONDS", "20"))
+    # Kubernetes removes a terminating pod from Service endpoints asynchronously: keep accepting
+    # (while /readyz already fails) for this long so late-routed connections are not refused.
+    delay = float(os.environ.get("SHUTDOWN_DELAY_SECONDS", "0"))
     app = create_app(settings)
     state = app.extensions["gateway"]
     server = create_server(
@@ -47,7 +52,20 @@ def main() -> int:
     )
     use_json_errors(server)
 
+    def stop_accepting() -> None:
+        server.accepting = False  # waitress stops accepting; open connections keep being served
+        # Refuse new connections now instead of leaving them in the listen backlog unanswered
+        # until exit: on Linux, shutdown() of a listening socket resets queued connections and
+        # answers new SYNs with RST, and the fd stays valid for waitress's select loop.
+        try:
+            server.socket.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+
     def drain_then_stop() -> None:
+        if delay > 0:
+            time.sleep(delay)
+            stop_accepting()
         deadline = time.monotonic() + grace
         while state["metrics"].active() > 0 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -57,16 +75,10 @@ def main() -> int:
     def on_sigterm(_signum, _frame) -> None:
         if state.get("draining"):
             return
-        state["draining"] = True
-        server.accepting = False  # waitress stops accepting; open connections keep being served
-        # Refuse new connections now instead of leaving them in the listen backlog unanswered
-        # until exit: on Linux, shutdown() of a listening socket resets queued connections and
-        # answers new SYNs with RST, and the fd stays valid for waitress's select loop.
-        try:
-            server.socket.shutdown(socket.SHUT_RD)
-        except OSError:
-            pass
-        log.info("SIGTERM: draining", extra={"fields": {"grace_seconds": grace}})
+        state["draining"] = True  # /readyz answers 503 from now on
+        if delay <= 0:
+            stop_accepting()
+        log.info("SIGTERM: draining", extra={"fields": {"grace_seconds": grace, "delay_seconds": delay}})
         threading.Thread(target=drain_then_stop, name="drain", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
