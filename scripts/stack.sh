@@ -10,11 +10,11 @@
 # Each process runs in its own session (setsid) so it outlives `make up`; `down` signals the
 # whole process group and checks the pid still belongs to the process we started.
 # Ports (override through the environment): GATEWAY_PORT 9696, GRPC_PORT 8500, REST_PORT 8501,
-# SAMPLES_PORT 8088. Logs: .run/stack/<name>.log.
+# SAMPLES_PORT 8088. Logs: .run/stack/<name>.log (STACK_DIR moves that folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-run=$root/.run/stack
+run=${STACK_DIR:-$root/.run/stack}  # pid files and logs (tests point it at a temporary folder)
 models=$root/.run/models
 venv=$root/.venv/bin
 name=${MODEL_NAME:-clothing-model}

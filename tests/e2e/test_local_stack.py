@@ -17,7 +17,6 @@ import pytest
 import requests
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-RUN = ROOT / ".run" / "stack"
 SERVICES = ("model-server", "samples", "gateway")
 REPORT = json.loads((ROOT / "model" / "demo" / "training-report.json").read_text())
 DEMO_IMAGE = REPORT["demo_image"]
@@ -32,16 +31,18 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def stack_env():
+def stack_env(tmp_path):
+    """Free ports and a private pid/log folder: a developer's own `make up` is left alone."""
     ports = {name: free_port() for name in ("GATEWAY_PORT", "GRPC_PORT", "REST_PORT", "SAMPLES_PORT")}
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}}
-    yield env, ports
+    run_dir = tmp_path / "stack"
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "STACK_DIR": str(run_dir)}
+    yield env, ports, run_dir
     # Whatever happened in the test, leave no stack running.
     subprocess.run(["make", "-s", "down"], cwd=ROOT, env=env, timeout=120, check=False)
 
 
-def recorded_pids() -> dict[str, int]:
-    return {svc: int((RUN / f"{svc}.pid").read_text()) for svc in SERVICES if (RUN / f"{svc}.pid").exists()}
+def recorded_pids(run_dir: pathlib.Path) -> dict[str, int]:
+    return {svc: int((run_dir / f"{svc}.pid").read_text()) for svc in SERVICES if (run_dir / f"{svc}.pid").exists()}
 
 
 def listening(port: int) -> bool:
@@ -67,7 +68,7 @@ def scores_from(output: str) -> dict:
 
 
 def test_make_demo_prints_ten_scores_with_the_right_top_class_and_stops_everything(stack_env):
-    env, ports = stack_env
+    env, ports, run_dir = stack_env
     proc = subprocess.run(["make", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     scores = scores_from(proc.stdout)
@@ -75,15 +76,15 @@ def test_make_demo_prints_ten_scores_with_the_right_top_class_and_stops_everythi
     assert all(isinstance(v, float) for v in scores.values())
     assert max(scores, key=scores.get) == DEMO_CLASS
     assert f"top class: {DEMO_CLASS}" in proc.stdout
-    assert not recorded_pids(), "make demo left pid files behind"
+    assert not recorded_pids(run_dir), "make demo left pid files behind"
     assert_nothing_left({}, ports)
 
 
 def test_make_up_serves_curl_until_make_down_stops_every_process(stack_env):
-    env, ports = stack_env
+    env, ports, run_dir = stack_env
     up = subprocess.run(["make", "up"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-    pids = recorded_pids()
+    pids = recorded_pids(run_dir)
     assert set(pids) == set(SERVICES)
 
     url = f"http://127.0.0.1:{ports['SAMPLES_PORT']}/{DEMO_IMAGE}"
@@ -101,25 +102,23 @@ def test_make_up_serves_curl_until_make_down_stops_every_process(stack_env):
     down = subprocess.run(["make", "down"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert down.returncode == 0, down.stderr
     assert_nothing_left(pids, ports)
-    assert not recorded_pids()
+    assert not recorded_pids(run_dir)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/healthz", timeout=5)
 
 
 def test_ctrl_c_during_make_demo_leaves_nothing_behind(stack_env):
-    env, ports = stack_env
-    for stale in RUN.glob("*.pid"):
-        stale.unlink()
+    env, ports, run_dir = stack_env
     demo = subprocess.Popen(["make", "demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         # Interrupt once all three processes run (the stack is starting or answering).
         deadline = time.monotonic() + 300
-        while len(recorded_pids()) < len(SERVICES):
+        while len(recorded_pids(run_dir)) < len(SERVICES):
             assert demo.poll() is None, f"make demo ended before the stack started:\n{demo.stdout.read()}"
             assert time.monotonic() < deadline, "the stack's processes did not start within 300 s"
             time.sleep(0.2)
-        pids = recorded_pids()
+        pids = recorded_pids(run_dir)
         os.killpg(demo.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         output, _ = demo.communicate(timeout=120)
     finally:
@@ -128,4 +127,4 @@ def test_ctrl_c_during_make_demo_leaves_nothing_behind(stack_env):
             demo.wait(timeout=30)
     assert demo.returncode != 0, output
     assert_nothing_left(pids, ports)
-    assert not recorded_pids(), output
+    assert not recorded_pids(run_dir), output
