@@ -9,7 +9,7 @@ import grpc
 import pytest
 import requests
 
-from conftest import free_port, waitress_gateway
+from gateway_testing import free_port, waitress_gateway
 from gateway.settings import Settings
 from numpy_model_server import FakeModel, NumpyModelServer
 

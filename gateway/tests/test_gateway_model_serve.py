@@ -11,9 +11,9 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import free_port, gateway_process
+from gateway_testing import free_port, gateway_process
 from tiny_dns_server import TinyDNSServer
-from model_serve_process import TINY_LABELS, TINY_SIZE, ModelServe, build_tiny_keras_model
+from model_serve_subprocess import TINY_LABELS, TINY_SIZE, ModelServe, build_tiny_keras_model
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import requests
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import waitress_gateway
+from gateway_testing import waitress_gateway
 from gateway.settings import Settings
 from numpy_model_server import CLOTHING, FakeModel, NumpyModelServer
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 import requests
 
-from conftest import free_port, gateway_process
+from gateway_testing import free_port, gateway_process
 from numpy_model_server import FakeModel, NumpyModelServer
 
 pytestmark = pytest.mark.integration
