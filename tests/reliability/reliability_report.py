@@ -29,6 +29,13 @@ class ReliabilityReport:
         row = self.rows.setdefault(test, Row(test, ""))
         row.figures.update(figures)
 
+    def tally(self, test: str, status: int) -> None:
+        """Count one request of a many-request test (fuzzing) and the HTTP statuses seen."""
+        figures = self.rows.setdefault(test, Row(test, "")).figures
+        figures["requests"] = figures.get("requests", 0) + 1
+        statuses = figures.setdefault("statuses", {})
+        statuses[status] = statuses.get(status, 0) + 1
+
     def outcome(self, test: str, outcome: str) -> None:
         row = self.rows.get(test)
         if row is not None:
@@ -60,6 +67,8 @@ class ReliabilityReport:
 
 
 def _fmt(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} x{v}" for k, v in sorted(value.items()))
     if isinstance(value, (set, frozenset)):
         return ", ".join(str(v) for v in sorted(value))
     if isinstance(value, float):

@@ -17,19 +17,20 @@ IN_FLIGHT = 6
 SLOW_SECONDS = 3
 
 
-def chart_shutdown_budget() -> tuple[int, int]:
-    """(terminationGracePeriodSeconds, preStop sleep seconds) of the gateway Deployment rendered
-    by the real chart with its defaults: the gateway must be gone within their difference."""
+def chart_shutdown_settings() -> tuple[int, int, dict[str, str]]:
+    """(terminationGracePeriodSeconds, preStop sleep seconds, the SHUTDOWN_* variables of the
+    gateway ConfigMap) rendered by the real chart with its defaults: the gateway, run with those
+    variables, must be gone within grace minus preStop."""
     helm = ROOT / ".tools" / "bin" / "helm"
     rendered = subprocess.run([str(helm), "template", "serving", str(ROOT)], capture_output=True, text=True, check=True, timeout=120)
-    for doc in yaml.safe_load_all(rendered.stdout):
-        if doc and doc["kind"] == "Deployment" and doc["metadata"]["name"].endswith("-gateway"):
-            pod = doc["spec"]["template"]["spec"]
-            grace = int(pod["terminationGracePeriodSeconds"])
-            command = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
-            assert command[0] == "sleep", command
-            return grace, int(command[1])
-    raise AssertionError("no gateway Deployment rendered")
+    docs = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "serving-gateway")
+    shutdown_env = {k: str(v) for k, v in config["data"].items() if k.startswith("SHUTDOWN_")}
+    deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "serving-gateway")
+    pod = deployment["spec"]["template"]["spec"]
+    command = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep", command
+    return int(pod["terminationGracePeriodSeconds"]), int(command[1]), shutdown_env
 
 
 def _new_connection_outcome(port: int) -> str:
@@ -48,12 +49,14 @@ def _new_connection_outcome(port: int) -> str:
 
 
 def test_sigterm_drains_in_flight_requests_within_the_chart_grace_period(model_server, image_server, start_gateway, record):
-    """SIGTERM with 6 slow URL predictions in flight: all 6 complete with 200, a new connection
-    is refused at once, and the process exits 0 within the chart's terminationGracePeriodSeconds
-    minus its preStop sleep."""
-    grace, pre_stop = chart_shutdown_budget()
+    """SIGTERM with 6 slow URL predictions in flight, the gateway run with the chart's SHUTDOWN_*
+    settings: all 6 complete with 200, a new connection is refused (after SHUTDOWN_DELAY_SECONDS,
+    if set), and the process exits 0 within the chart's terminationGracePeriodSeconds minus its
+    preStop sleep."""
+    grace, pre_stop, shutdown_env = chart_shutdown_settings()
     budget = grace - pre_stop
-    gateway = start_gateway(gateway_env(model_server.target, image_server.port, THREADS="8"))
+    delay = float(shutdown_env.get("SHUTDOWN_DELAY_SECONDS", "0"))
+    gateway = start_gateway(gateway_env(model_server.target, image_server.port, THREADS="8", **shutdown_env))
     gateway.wait_ready()
     slow_path = f"/slow/{SLOW_SECONDS}"
     hits_before = image_server.hits.get(slow_path, 0)
@@ -70,7 +73,7 @@ def test_sigterm_drains_in_flight_requests_within_the_chart_grace_period(model_s
         assert image_server.hits.get(slow_path, 0) - hits_before == IN_FLIGHT, "requests never got in flight"
         signalled = time.monotonic()
         gateway.process.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        time.sleep(delay + 0.3)  # SHUTDOWN_DELAY_SECONDS: still accepting while endpoints update
         new_connection = _new_connection_outcome(gateway.port)
         answers = [f.result() for f in futures]
         completed_after = time.monotonic() - signalled
@@ -83,7 +86,7 @@ def test_sigterm_drains_in_flight_requests_within_the_chart_grace_period(model_s
         in_flight_at_sigterm=IN_FLIGHT, completed_200=sum(status == 200 for status, _ in answers),
         in_flight_done_after_s=round(completed_after, 2), new_connection=new_connection,
         exit_code=exit_code, exited_after_s=round(exited_after, 2),
-        chart_grace_s=grace, chart_prestop_s=pre_stop,
+        chart_grace_s=grace, chart_prestop_s=pre_stop, chart_shutdown_env=shutdown_env or "none",
     )
     assert all(status == 200 for status, _ in answers), answers
     assert new_connection in ("refused", "reset/closed"), new_connection
