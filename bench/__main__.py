@@ -26,7 +26,8 @@ def main() -> None:
     report.write(result, args.out)
     log(f"wrote {args.out / 'results.md'} and results.png in {result['duration_s'] / 60:.1f} min")
     for row in report.targets(result):
-        log(f"{'met ' if row['met'] else 'MISS'} {row['target']}: {row['measured']} ({row['goal']})")
+        verdict = "info" if row["met"] is None else "met " if row["met"] else "MISS"
+        log(f"{verdict} {row['target']}: {row['measured']} ({row['goal']})")
 
 
 if __name__ == "__main__":

@@ -116,11 +116,15 @@ def run(config: Config) -> dict:
             for case in cases:
                 for c in config.concurrencies:
                     for name in _rotated(GATEWAYS, rep):
+                        cpu_before = gateways[name].cpu_seconds()
                         measured = load.run_wrk(gateways[name].url, scripts[case], c, config.seconds)
+                        cpu = gateways[name].cpu_seconds() - cpu_before
+                        measured["cpu_ms"] = cpu * 1000 / max(measured["requests"], 1)
                         runs[case][name][c].append(measured)
                         log(f"rep {rep + 1}/{config.reps} {case} c={c} {name}: "
                             f"{measured['rps']:.1f} req/s p50 {measured['p50_ms']:.0f} ms "
-                            f"p99 {measured['p99_ms']:.0f} ms errors {measured['errors']}")
+                            f"p99 {measured['p99_ms']:.0f} ms CPU {measured['cpu_ms']:.1f} ms/req "
+                            f"errors {measured['errors']}")
             for name in _rotated(spread_gateways, rep):
                 for replica in replicas:
                     replica.reset()
@@ -173,6 +177,7 @@ def _summarize_throughput(runs: dict) -> dict:
                     "rps": statistics.median(r["rps"] for r in measured),
                     "p50_ms": statistics.median(r["p50_ms"] for r in measured),
                     "p99_ms": statistics.median(r["p99_ms"] for r in measured),
+                    "cpu_ms": statistics.median(r["cpu_ms"] for r in measured),
                     "errors": sum(r["errors"] for r in measured),
                     "rps_runs": [r["rps"] for r in measured],
                 }

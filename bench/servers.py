@@ -18,6 +18,9 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 VENV_BIN = pathlib.Path(sys.executable).parent
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,6 +58,22 @@ class Server:
             except OSError:
                 time.sleep(0.2)
         raise RuntimeError(f"{self.name} did not listen on {self.port} within {timeout}s")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far by every process of the server's process group
+        (gunicorn's workers too): CPU per request holds up on a busy machine, where req/s
+        depends on what else runs."""
+        total = 0
+        for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile
+            # After "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+            # cmajflt utime stime ...
+            if int(fields[2]) == self.process.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / _CLOCK_TICKS
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import sys
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -141,3 +143,21 @@ def test_wrk_reports_successful_posts(tmp_path):
     assert len(bodies) - 1 <= measured["requests"] <= len(bodies)  # one may be cut off at the end
     assert bodies[0] == b'{"url": "http://127.0.0.1:1/dataset.jpg"}'
     assert 0 < measured["p50_ms"] <= measured["p99_ms"]
+
+
+def test_server_cpu_time_counts_its_child_processes(tmp_path):
+    # A parent that forks a worker burning 0.5 s of CPU, like gunicorn's master and worker.
+    burn = ("import os, time\n"
+            "if os.fork() == 0:\n"
+            "    end = time.process_time() + 0.5\n"
+            "    while time.process_time() < end: pass\n"
+            "    time.sleep(30)\n"
+            "time.sleep(30)\n")
+    server = servers.Server("burn", [sys.executable, "-c", burn], 0, tmp_path / "burn.log").start()
+    try:
+        deadline = time.monotonic() + 20
+        while server.cpu_seconds() < 0.4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert 0.4 <= server.cpu_seconds() < 5
+    finally:
+        server.stop()
