@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import signal
 import socket
 import threading
 import time
@@ -159,3 +160,30 @@ def test_stalling_image_server_does_not_exhaust_workers(model_server, image_serv
     # Never queued behind a stalled fetch: a queued request would wait up to the fetch deadline.
     assert max(seconds for seconds, _ in served) < FETCH_TIMEOUT, served
     assert image_server.hits["/stall"] >= 12
+
+
+def test_model_server_frozen_then_thawed(model_server, image_server, start_gateway, record):
+    """SIGSTOP the model server (alive, connections open, nothing answered: a hung process):
+    every prediction ends at the gRPC deadline with 504 JSON, none later; after SIGCONT the same
+    gateway predicts again at once."""
+    gateway = start_gateway(gateway_env(model_server.target, image_server.port, GRPC_TIMEOUT_SECONDS=str(GRPC_TIMEOUT)))
+    gateway.wait_ready()
+    with _Prober(gateway.base, threads=4) as prober:
+        assert _wait_for(lambda: sum(a[2] == 200 for a in prober.answers) >= 20, 60), prober.answers[-5:]
+        model_server.process.send_signal(signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        try:
+            time.sleep(GRPC_TIMEOUT * 2 + 1)
+            frozen = [a for a in prober.since(frozen_at) if a[0] + a[1] < time.monotonic() - 0.5]
+        finally:
+            model_server.process.send_signal(signal.SIGCONT)
+        thawed_at = time.monotonic()
+        recovered_after = _wait_for(lambda: any(a[2] == 200 for a in prober.since(thawed_at)), 10, 0.01)
+    record(answers_while_frozen=len(frozen), statuses_while_frozen=sorted({a[2] for a in frozen}),
+           slowest_answer_while_frozen_s=round(max(a[1] for a in frozen), 2), grpc_deadline_s=GRPC_TIMEOUT,
+           recovery_after_thaw_s=recovered_after)
+    assert len(frozen) >= 4
+    for _sent, seconds, status, body in frozen:
+        assert status == 504 and body["error"]["code"] == "model_timeout", body
+        assert seconds < GRPC_TIMEOUT + SLACK, f"a prediction took {seconds:.2f} s with a {GRPC_TIMEOUT} s deadline"
+    assert recovered_after is not None and recovered_after < 2.0, recovered_after
