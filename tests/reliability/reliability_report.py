@@ -67,6 +67,8 @@ class ReliabilityReport:
 
 
 def _fmt(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
     if isinstance(value, dict):
         return ", ".join(f"{k} x{v}" for k, v in sorted(value.items()))
     if isinstance(value, (set, frozenset)):

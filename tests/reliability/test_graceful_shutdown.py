@@ -8,6 +8,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 import yaml
 
@@ -112,3 +113,24 @@ def test_sigterm_stops_a_gateway_started_with_sigint_ignored(model_server, image
         exited_after = time.monotonic() - signalled
     record(exit_code=exit_code, exited_after_s=round(exited_after, 2))
     assert exit_code == 0, gateway.log_text()[-2000:]
+
+
+@pytest.mark.chart
+@pytest.mark.parametrize("scenario", sorted((ROOT / "ci").glob("*-values.yaml")), ids=lambda p: p.name)
+def test_chart_grace_period_outlasts_the_slowest_request(scenario, report):
+    """Every ci/ scenario: preStop sleep + SHUTDOWN_DELAY_SECONDS + the longest a request can take
+    (FETCH_TIMEOUT_SECONDS + GRPC_TIMEOUT_SECONDS) fits inside the gateway's
+    terminationGracePeriodSeconds, so a draining gateway is never SIGKILLed mid-request."""
+    helm = ROOT / ".tools" / "bin" / "helm"
+    rendered = subprocess.run([str(helm), "template", "serving", str(ROOT), "--values", str(scenario)],
+                              capture_output=True, text=True, check=True, timeout=120)
+    docs = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "serving-gateway")["data"]
+    pod = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "serving-gateway")["spec"]["template"]["spec"]
+    pre_stop = float(pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][1])
+    slowest = float(config["FETCH_TIMEOUT_SECONDS"]) + float(config["GRPC_TIMEOUT_SECONDS"])
+    needed = pre_stop + float(config.get("SHUTDOWN_DELAY_SECONDS", 0)) + slowest
+    grace = pod["terminationGracePeriodSeconds"]
+    figures = report.rows["test_chart_grace_period_outlasts_the_slowest_request"].figures
+    figures.setdefault("needed_s / grace_s", []).append(f"{scenario.name[:2]}: {needed:g}/{grace}")
+    assert needed < grace, (scenario.name, needed, grace)
