@@ -52,7 +52,7 @@ class ReliabilityReport:
             "     `.venv/bin/python -m pytest tests/reliability` and commit the result. -->",
             "",
             f"Run: {now}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}; whole tier {duration_seconds:.0f} s. "
+            f"{platform.system()} {platform.release()}; these tests took {duration_seconds:.0f} s. "
             "Every process and server runs on loopback on this machine (gateway: `python -m gateway`"
             " with waitress; model server: `model serve` with a small real Keras SavedModel).",
             "",
