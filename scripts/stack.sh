@@ -118,6 +118,7 @@ up() {
   )
   wait_ready
   log "ready: gateway http://localhost:$GATEWAY_PORT, model server gRPC :$GRPC_PORT REST :$REST_PORT"
+  log "try: curl -X POST localhost:$GATEWAY_PORT/predict -H 'Content-Type: application/json' -d '{\"url\": \"http://127.0.0.1:$SAMPLES_PORT/pants.jpg\"}'"
 }
 
 down() {
