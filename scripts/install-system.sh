@@ -6,8 +6,9 @@
 #   podman      — runs the chart's rendered pods (`podman kube play`); catatonit is its pod pause
 #                 process (only Recommended by podman, so --no-install-recommends would drop it)
 #   nginx-light, wrk — static image server and load generator for bench/
+#   curl        — the lesson's client: make demo and the e2e tests send their requests with it
 set -euo pipefail
-packages=(docker.io docker-compose mmdebstrap podman catatonit nginx-light wrk)
+packages=(docker.io docker-compose mmdebstrap podman catatonit nginx-light wrk curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
