@@ -35,6 +35,7 @@ values=()
 for f in ${VALUES:-}; do values+=(-f "$f"); done
 work=$(mktemp -d)
 pf_pid=""
+loop_pid=""
 created_ns=0
 
 say() { echo "==> $*"; }
@@ -42,6 +43,7 @@ fail() { echo "test-cluster: FAILED: $*" >&2; exit 1; }
 
 cleanup() {
   set +e
+  [ -z "$loop_pid" ] || kill "$loop_pid" 2>/dev/null
   [ -z "$pf_pid" ] || kill "$pf_pid" 2>/dev/null
   if helm status "$RELEASE" -n "$NAMESPACE" >/dev/null 2>&1; then
     say "helm uninstall $RELEASE"
@@ -112,7 +114,7 @@ EOF
 }
 
 under_load() {  # under_load NAME CMD...: run CMD while the request loop runs; check failures
-  local name=$1 loop_pid total failed
+  local name=$1 total failed
   shift
   rm -f "$work/stop"
   request_loop "$work/$name.codes" &
@@ -121,6 +123,7 @@ under_load() {  # under_load NAME CMD...: run CMD while the request loop runs; c
   "$@"
   touch "$work/stop"
   wait "$loop_pid"
+  loop_pid=""
   total=$(wc -l <"$work/$name.codes")
   failed=$(grep -vc '^200$' "$work/$name.codes" || true)
   say "$name: $total requests, $failed failed"
