@@ -16,6 +16,7 @@ from reliability_processes import MODEL_NAME, ModelServerProcess, gateway_env
 GRPC_TIMEOUT = 2.0
 FETCH_TIMEOUT = 2.0
 SLACK = 1.5  # scheduling on a loaded 2-core machine; still far below "hangs"
+HALF_OPEN = 300
 
 
 class _Prober:
@@ -116,9 +117,10 @@ def test_model_server_killed_under_load_then_restarted(model_base, logs_dir, ima
 
 
 def test_stalling_image_server_does_not_exhaust_workers(model_server, image_server, start_gateway, record):
-    """Image server sends headers then nothing (slowloris) for 6 URL requests at a time, and 40
-    clients trickle half a request line into the gateway: each stalled fetch ends at the fetch
-    deadline with 504 JSON while base64 predictions keep being answered at once."""
+    """Image server sends headers then nothing (slowloris) for 6 URL requests at a time, and 300
+    clients each send half a request and stop (more than waitress's default connection limit of
+    100): each stalled fetch ends at the fetch deadline with 504 JSON while base64 predictions
+    keep being answered at once."""
     gateway = start_gateway(gateway_env(
         model_server.target, image_server.port, FETCH_TIMEOUT_SECONDS=str(FETCH_TIMEOUT), THREADS="8"))
     gateway.wait_ready()
@@ -131,7 +133,7 @@ def test_stalling_image_server_does_not_exhaust_workers(model_server, image_serv
         return time.monotonic() - sent, response.status_code, response.json()
 
     half_open = []
-    for _ in range(40):  # slow clients of the gateway itself: waitress buffers them, no thread each
+    for _ in range(HALF_OPEN):  # slow clients of the gateway itself: buffered by waitress, no thread each
         sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
         sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
         half_open.append(sock)

@@ -49,6 +49,12 @@ def main() -> int:
         max_request_body_size=settings.max_request_bytes + 64 * 1024,
         ident="gateway",
         clear_untrusted_proxy_headers=True,
+        # waitress stops accepting at 100 open connections (its default): 100 clients sending
+        # half a request, or an ingress controller's idle keep-alive pool, locked everyone else
+        # out for up to channel_timeout (120 s). Idle connections cost waitress a few KB each;
+        # poll() because select() fails on fds >= 1024.
+        connection_limit=2000,
+        asyncore_use_poll=True,
     )
     use_json_errors(server)
 
