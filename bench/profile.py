@@ -77,7 +77,11 @@ def main() -> None:
             url = f"{nginx.url}/{cases[args.case].name}"
             servers.check_prediction(gateway, url, NUM_CLASSES)
             script = load.write_script(url, work / "load.lua")
-            load.run_wrk(gateway.url, script, args.connections, 2)  # warm up
+            # Warm up on both images, as in `python -m bench` (big images change how the
+            # allocator serves the 1 MB tensors afterwards: fewer page faults).
+            for case, path in cases.items():
+                warm = load.write_script(f"{nginx.url}/{path.name}", work / f"warm-{case}.lua")
+                load.run_wrk(gateway.url, warm, args.connections, 2)
             raw = work / "py-spy.txt"
             spy = subprocess.Popen(
                 [str(PY_SPY), "record", "--pid", str(gateway.process.pid), "--subprocesses",
