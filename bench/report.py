@@ -166,23 +166,24 @@ def chart(result: dict, path: pathlib.Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9))
     prep = result["preprocessing"]
     names = list(next(iter(prep.values())))
     ax = axes[0][0]
     width = 0.8 / len(prep)
     for i, case in enumerate(prep):
-        xs = [j + i * width for j in range(len(names))]
-        ax.barh(xs, [prep[case][n]["median_ms"] for n in names], height=width,
+        ys = [j + i * width for j in range(len(names))]
+        ax.barh(ys, [prep[case][n]["median_ms"] for n in names], height=width,
                 label=CASE_TITLES[case])
     ax.set_yticks([j + width / 2 for j in range(len(names))], names, fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("ms per image (log)")
     ax.set_title("1. preprocessing + serialization")
     ax.legend(fontsize=8)
-    for ax, case in zip((axes[0][1], axes[1][0]), result["throughput"]):
+    tp = result["throughput"]
+    for ax, case in zip((axes[0][1], axes[0][2]), tp):
         for name in GATEWAYS:
-            series = result["throughput"][case][name]
+            series = tp[case][name]
             ax.plot([int(c) for c in series], [v["rps"] for v in series.values()], marker="o",
                     label=name)
         ax.set_xscale("log", base=2)
@@ -191,17 +192,34 @@ def chart(result: dict, path: pathlib.Path) -> None:
         ax.set_ylim(bottom=0)
         ax.set_title(f"2. throughput, {CASE_TITLES[case]}")
         ax.legend(fontsize=8)
+    ax = axes[1][0]
+    width = 0.8 / len(GATEWAYS)
+    for i, name in enumerate(GATEWAYS):
+        ax.bar([j + i * width for j in range(len(tp))], [_cpu(tp, case, name) for case in tp],
+               width=width, label=name)
+    ax.set_xticks([j + width for j in range(len(tp))], [CASE_TITLES[c] for c in tp])
+    ax.set_ylabel("gateway CPU ms per request")
+    ax.set_title("2. CPU per request (median over concurrencies)")
+    ax.legend(fontsize=8)
     ax = axes[1][1]
     tb = result["tensor_bytes"]
     ax.bar(list(tb), [v["payload_bytes"] / 1024 for v in tb.values()], color="tab:gray")
     ax.set_ylabel("tensor KiB per request")
-    spread = "; ".join(f"{n}: {v['counts'][0]}/{v['counts'][1]}" for n, v in result["spread"].items())
-    ax.set_title(f"3. tensor bytes   4. replicas A/B — {spread}", fontsize=9)
+    ax.set_title("3. tensor bytes to the model server")
     ax.tick_params(axis="x", labelsize=8)
+    ax = axes[1][2]
+    spread = result["spread"]
+    for i, replica in enumerate("AB"):
+        ax.bar([j + i * 0.4 for j in range(len(spread))], [v["counts"][i] for v in spread.values()],
+               width=0.4, label=f"replica {replica}")
+    ax.set_xticks([j + 0.2 for j in range(len(spread))], list(spread))
+    ax.set_ylabel("Predict calls served")
+    ax.set_title("4. two model-server replicas, one target")
+    ax.legend(fontsize=8)
     fig.suptitle(f"keras-serving bench — {result['machine']['cpu']}, {result['machine']['cores']} "
                  f"cores, {result['finished']}")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
