@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -59,14 +58,14 @@ def main() -> int:
     use_json_errors(server)
 
     def stop_accepting() -> None:
-        server.accepting = False  # waitress stops accepting; open connections keep being served
         # Refuse new connections now instead of leaving them in the listen backlog unanswered
-        # until exit: on Linux, shutdown() of a listening socket resets queued connections and
-        # answers new SYNs with RST, and the fd stays valid for waitress's select loop.
-        try:
-            server.socket.shutdown(socket.SHUT_RD)
-        except OSError:
-            pass
+        # until exit; open connections keep being served. Take the listener out of waitress's
+        # map before closing it: a poll() interrupted by SIGTERM still holds its fd, reports it
+        # as POLLNVAL and skips it (a listener merely shut down reports POLLHUP, and waitress's
+        # handle_close would then close the server's trigger under the in-flight requests).
+        server.accepting = False
+        server.del_channel()
+        server.socket.close()
 
     def drain_then_stop() -> None:
         if delay > 0:
