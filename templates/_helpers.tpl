@@ -44,6 +44,13 @@ app.kubernetes.io/name: {{ include "keras-serving.modelServerName" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* The `helm test` pod's labels that the gateway NetworkPolicy admits: the release plus a
+     component no Deployment of the chart uses, so the peer selects this pod and nothing else. */}}
+{{- define "keras-serving.testSelectorLabels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end }}
+
 {{/* The helm test pod runs the gateway image (it carries gateway.selftest), tagged like the
      gateway Deployment's. */}}
 {{- define "keras-serving.gatewayImage" -}}

@@ -35,13 +35,19 @@ def test_policy_selectors_match_the_deployments_pods(locked_down):
         assert labels.items() <= pod_labels.items()
 
 
-def test_gateway_accepts_its_port_only_from_the_ingress_controller_namespace(locked_down):
+def test_gateway_accepts_its_port_only_from_the_ingress_controller_namespace_and_the_test_pod(locked_down):
     policy = find(locked_down, "NetworkPolicy", GATEWAY)["spec"]
     assert policy["podSelector"]["matchLabels"] == GATEWAY_PODS
-    assert policy["ingress"] == [{
+    test_pod_labels = find(locked_down, "Pod", f"{RELEASE}-test-prediction")["metadata"]["labels"]
+    ingress_nginx, test_pod = policy["ingress"][0]["from"]
+    assert policy["ingress"][0] == {
         "ports": [{"port": 9696, "protocol": "TCP"}],
-        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
-    }]
+        "from": [ingress_nginx, test_pod],
+    }
+    assert ingress_nginx == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    # `helm test` runs in the release namespace: a peer without a namespaceSelector means exactly that.
+    assert set(test_pod) == {"podSelector"}
+    assert test_pod["podSelector"]["matchLabels"].items() <= test_pod_labels.items()
 
 
 def test_gateway_port_is_open_to_any_source_by_default(default_objects):

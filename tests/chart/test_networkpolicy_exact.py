@@ -1,6 +1,7 @@
 """NetworkPolicy, every ci/ scenario: the rendered policies allow exactly gateway -> model server
-(gRPC port), clients/ingress -> gateway (its HTTP port) and the metrics scrape -> model server
-(REST port, only when metrics are on), and nothing else. test_chart_networkpolicy.py checks the
+(gRPC port), clients/ingress -> gateway (its HTTP port), the `helm test` pod -> gateway (HTTP
+port, when `gatewayFrom` narrows it; an open port already admits it) and the metrics scrape ->
+model server (REST port, only when metrics are on), and nothing else. test_chart_networkpolicy.py checks the
 shape of each rule for chosen values; this file derives the complete set of allowed flows from
 the rendered objects of every scenario and compares it with the one the values ask for."""
 from __future__ import annotations
@@ -14,6 +15,9 @@ from chart_render import RELEASE, ROOT, SCENARIOS, render
 
 GATEWAY_PODS = {"app.kubernetes.io/name": "gateway", "app.kubernetes.io/instance": RELEASE}
 MODEL_SERVER_PODS = {"app.kubernetes.io/name": "model-server", "app.kubernetes.io/instance": RELEASE}
+TEST_POD = f"{RELEASE}-test-prediction"
+TEST_POD_PEER = {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": RELEASE,
+                                                 "app.kubernetes.io/component": "test"}}}
 ANY_SOURCE = "any source"
 
 
@@ -67,7 +71,7 @@ def allowed_flows(policies: list[dict], pods: dict) -> set[tuple[str, int, str]]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
-def test_policies_allow_exactly_the_three_flows(scenario):
+def test_policies_allow_exactly_the_expected_flows(scenario):
     values = merged_values(scenario)
     objects = render(scenario)
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
@@ -82,13 +86,23 @@ def test_policies_allow_exactly_the_three_flows(scenario):
 
     gateway_peer = json.dumps({"podSelector": {"matchLabels": GATEWAY_PODS}}, sort_keys=True)
     expected = {(model_server, grpc, gateway_peer)}
-    expected |= {(gateway, http, json.dumps(p, sort_keys=True)) for p in values["networkPolicy"]["gatewayFrom"]} or {(gateway, http, ANY_SOURCE)}
+    gateway_from = values["networkPolicy"]["gatewayFrom"]
+    if gateway_from:
+        # `helm test` runs its pod in the release namespace, which a narrowed gatewayFrom (say the
+        # ingress controller's namespace) leaves out: without this flow `helm test` fails.
+        expected |= {(gateway, http, json.dumps(p, sort_keys=True)) for p in [*gateway_from, TEST_POD_PEER]}
+    else:
+        expected |= {(gateway, http, ANY_SOURCE)}
     if values["modelServer"]["metrics"]["enabled"]:
         expected |= {(model_server, rest, json.dumps(p, sort_keys=True)) for p in values["networkPolicy"]["metricsFrom"]}
     assert allowed_flows(policies, pods) == expected
 
     # The gateway peer selects the gateway pods and nothing else of the release.
     assert [name for name, (labels, _) in pods.items() if selects({"matchLabels": GATEWAY_PODS}, labels)] == [gateway]
+    # The test-pod peer selects the `helm test` hook pod and nothing else of the release.
+    assert [name for name, (labels, _) in pods.items() if selects(TEST_POD_PEER["podSelector"], labels)] == [TEST_POD]
+    assert any(o["kind"] == "Pod" and o["metadata"]["name"] == TEST_POD
+               and o["metadata"]["annotations"]["helm.sh/hook"] == "test" for o in objects)
     # Default deny: one policy without rules selects every pod the release runs (test pod too).
     deny = [p for p in policies if not p["spec"].get("ingress")]
     assert len(deny) == 1 and len(policies) == 3
