@@ -1,5 +1,6 @@
 """NetworkPolicy: the model server is reachable only from gateway pods (gRPC) and the metrics
-scraper (REST); the gateway port is open to the ingress controller and clients."""
+scraper (REST); the gateway port is open to the ingress controller and clients (and, when
+narrowed, still to the `helm test` pod and the metrics scraper)."""
 from __future__ import annotations
 
 import pytest
@@ -35,12 +36,13 @@ def test_policy_selectors_match_the_deployments_pods(locked_down):
         assert labels.items() <= pod_labels.items()
 
 
-def test_gateway_accepts_its_port_only_from_the_ingress_controller_namespace_and_the_test_pod(locked_down):
+def test_gateway_accepts_its_port_only_from_the_ingress_controller_namespace_the_test_pod_and_prometheus(locked_down):
     policy = find(locked_down, "NetworkPolicy", GATEWAY)["spec"]
     assert policy["podSelector"]["matchLabels"] == GATEWAY_PODS
     test_pod_labels = find(locked_down, "Pod", f"{RELEASE}-test-prediction")["metadata"]["labels"]
-    ingress_nginx, test_pod = policy["ingress"][0]["from"]
-    assert policy["ingress"][0] == {
+    clients, metrics = policy["ingress"]
+    ingress_nginx, test_pod = clients["from"]
+    assert clients == {
         "ports": [{"port": 9696, "protocol": "TCP"}],
         "from": [ingress_nginx, test_pod],
     }
@@ -48,6 +50,16 @@ def test_gateway_accepts_its_port_only_from_the_ingress_controller_namespace_and
     # `helm test` runs in the release namespace: a peer without a namespaceSelector means exactly that.
     assert set(test_pod) == {"podSelector"}
     assert test_pod["podSelector"]["matchLabels"].items() <= test_pod_labels.items()
+    # /metrics is on the gateway port: the same scraper the model server admits.
+    model_server_metrics = find(locked_down, "NetworkPolicy", MODEL_SERVER)["spec"]["ingress"][1]
+    assert metrics == {"from": model_server_metrics["from"], "ports": [{"port": 9696, "protocol": "TCP"}]}
+
+
+def test_gateway_metrics_off_keeps_the_scraper_out_of_a_narrowed_gateway_port():
+    objects = render(ROOT / "ci" / "08-networkpolicy-values.yaml", sets={"gateway.metrics.enabled": "false"})
+    (clients,) = find(objects, "NetworkPolicy", GATEWAY)["spec"]["ingress"]
+    assert not [peer for peer in clients["from"] if "namespaceSelector" in peer
+                and peer["namespaceSelector"]["matchLabels"].get("kubernetes.io/metadata.name") == "monitoring"]
 
 
 def test_gateway_port_is_open_to_any_source_by_default(default_objects):

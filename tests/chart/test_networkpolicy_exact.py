@@ -1,7 +1,8 @@
 """NetworkPolicy, every ci/ scenario: the rendered policies allow exactly gateway -> model server
 (gRPC port), clients/ingress -> gateway (its HTTP port), the `helm test` pod -> gateway (HTTP
 port, when `gatewayFrom` narrows it; an open port already admits it) and the metrics scrape ->
-model server (REST port, only when metrics are on), and nothing else. test_chart_networkpolicy.py checks the
+model server (REST port, only when its metrics are on) and -> gateway (HTTP port, where /metrics
+is served; when `gatewayFrom` narrows it and gateway metrics are on), and nothing else. test_chart_networkpolicy.py checks the
 shape of each rule for chosen values; this file derives the complete set of allowed flows from
 the rendered objects of every scenario and compares it with the one the values ask for."""
 from __future__ import annotations
@@ -91,6 +92,10 @@ def test_policies_allow_exactly_the_expected_flows(scenario):
         # `helm test` runs its pod in the release namespace, which a narrowed gatewayFrom (say the
         # ingress controller's namespace) leaves out: without this flow `helm test` fails.
         expected |= {(gateway, http, json.dumps(p, sort_keys=True)) for p in [*gateway_from, TEST_POD_PEER]}
+        # The gateway's /metrics shares its HTTP port: the scraper the model server admits (same
+        # peers) must get through too, or Prometheus sees the gateway target down.
+        if values["gateway"]["metrics"]["enabled"]:
+            expected |= {(gateway, http, json.dumps(p, sort_keys=True)) for p in values["networkPolicy"]["metricsFrom"]}
     else:
         expected |= {(gateway, http, ANY_SOURCE)}
     if values["modelServer"]["metrics"]["enabled"]:
