@@ -43,7 +43,7 @@ def test_accuracy_on_held_out_test_images_is_far_above_chance(demo):
     accuracy = float(np.mean(np.argmax(model.predict(preprocessing.scale(x), verbose=0), 1) == y))
     # Far above chance (a preprocessing mismatch -- wrong scaling, resize or channel order --
     # drops a from-scratch CNN to near chance).
-    assert accuracy >= 3 * CHANCE, f"{accuracy:.2f} on the 50-image subset"
+    assert accuracy >= 5 * CHANCE, f"{accuracy:.2f} on the 50-image subset"
     # The subset is class-balanced: compare it with the report's mean per-class accuracy on the
     # full test split (372 images); 50 images leave about +-0.15 of sampling noise.
     assert report["test_images"] == 372
