@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from chart_render import GATEWAY, MODEL_SERVER, NAMESPACE, ROOT, container, find, pod_spec, render
+from gateway.settings import Settings
+
+from chart_render import GATEWAY, MODEL_SERVER, NAMESPACE, ROOT, container, find, pod_spec, render, render_error
 
 CI = ROOT / "ci"
 
@@ -46,7 +48,41 @@ def test_environment_maps_every_gateway_setting():
     assert env["THREADS"] == "16"
     assert env["TF_SERVING_HOST"] == "tfs.example:8500"
     assert set(env) >= {"GRPC_TIMEOUT_SECONDS", "FETCH_TIMEOUT_SECONDS", "FETCH_MAX_REDIRECTS",
-                        "MAX_IMAGE_PIXELS", "MAX_REQUEST_BYTES", "METADATA_REFRESH_SECONDS", "LOG_LEVEL"}
+                        "MAX_IMAGE_PIXELS", "MAX_REQUEST_BYTES", "METADATA_REFRESH_SECONDS", "LOG_LEVEL",
+                        "FETCH_ALLOWED_PORTS", "SHUTDOWN_GRACE_SECONDS"}
+
+
+def test_fetch_ports_and_shutdown_grace_default_to_the_gateways_own_defaults(environment):
+    # The gateway's settings parser reads the rendered ConfigMap as the container would.
+    assert Settings.from_env(environment).fetch_allowed_ports == Settings().fetch_allowed_ports == {80, 443}
+    assert environment["FETCH_ALLOWED_PORTS"] == "80,443"
+    assert environment["SHUTDOWN_GRACE_SECONDS"] == "20"  # the gateway's documented default
+
+
+def test_fetch_ports_and_shutdown_grace_are_mapped_from_values(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("gateway:\n  config:\n    fetchAllowedPorts: [443, 8443]\n    shutdownGraceSeconds: 12.5\n")
+    env = find(render(values), "ConfigMap", GATEWAY)["data"]
+    assert Settings.from_env(env).fetch_allowed_ports == {443, 8443}
+    assert float(env["SHUTDOWN_GRACE_SECONDS"]) == 12.5
+
+
+@pytest.mark.parametrize(("sets", "numbers"), [
+    ({"gateway.config.shutdownGraceSeconds": 26}, "(26) must be at most gateway.terminationGracePeriodSeconds (30) - gateway.preStopSleepSeconds (5) = 25"),
+    ({"gateway.preStopSleepSeconds": 11}, "(20) must be at most gateway.terminationGracePeriodSeconds (30) - gateway.preStopSleepSeconds (11) = 19"),
+    ({"gateway.terminationGracePeriodSeconds": 24}, "(20) must be at most gateway.terminationGracePeriodSeconds (24) - gateway.preStopSleepSeconds (5) = 19"),
+], ids=["grace above 30-5", "preStop eats the room", "termination grace too short"])
+def test_shutdown_grace_that_outlasts_the_termination_grace_fails_with_a_readable_message(sets, numbers):
+    """The kubelet kills the container terminationGracePeriodSeconds after preStop starts; SIGTERM
+    comes after the preStop sleep, so a longer drain would be cut short mid-request."""
+    stderr = render_error(*[arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")])
+    assert f"gateway.config.shutdownGraceSeconds {numbers}" in stderr, stderr
+
+
+def test_shutdown_grace_may_use_all_of_the_termination_grace_after_prestop():
+    # 25 = 30 (terminationGracePeriodSeconds) - 5 (preStopSleepSeconds): the edge is allowed.
+    env = find(render(sets={"gateway.config.shutdownGraceSeconds": 25}), "ConfigMap", GATEWAY)["data"]
+    assert env["SHUTDOWN_GRACE_SECONDS"] == "25"
 
 
 def test_container_reads_its_environment_and_rolls_when_it_changes(deployment):

@@ -42,6 +42,12 @@ BAD_VALUES = [
                  id="extra arg that is not a flag"),
     pytest.param(["--set", "globl.model.version=2"], "additional properties 'globl' not allowed",
                  id="misspelled top-level key"),
+    pytest.param(["--set-json", "gateway.config.fetchAllowedPorts=[]"],
+                 "/gateway/config/fetchAllowedPorts': minItems: got 0, want 1", id="no fetch port"),
+    pytest.param(["--set", "gateway.config.fetchAllowedPorts={443,70000}"],
+                 "/gateway/config/fetchAllowedPorts/1': maximum", id="fetch port above 65535"),
+    pytest.param(["--set", "gateway.config.shutdownGraceSeconds=-1"],
+                 "/gateway/config/shutdownGraceSeconds': minimum", id="negative shutdown grace"),
 ]
 
 

@@ -45,3 +45,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "dns:///%s-model-server-headless.%s.svc.cluster.local:8500" .Release.Name .Release.Namespace }}
 {{- end }}
 {{- end }}
+
+{{/* SIGTERM comes only after the preStop sleep, and the kubelet kills the container when
+     terminationGracePeriodSeconds (counted from the start of preStop) run out: a drain longer
+     than what is left would be cut short with requests in flight. */}}
+{{- define "gateway.checkShutdownGrace" -}}
+{{- $grace := float64 .Values.config.shutdownGraceSeconds }}
+{{- $termination := float64 .Values.terminationGracePeriodSeconds }}
+{{- $preStop := float64 .Values.preStopSleepSeconds }}
+{{- if gt $grace (subf $termination $preStop) }}
+{{- fail (printf "gateway.config.shutdownGraceSeconds (%v) must be at most gateway.terminationGracePeriodSeconds (%v) - gateway.preStopSleepSeconds (%v) = %v: the kubelet kills the gateway when the grace period ends, cutting its drain short. Lower shutdownGraceSeconds or preStopSleepSeconds, or raise terminationGracePeriodSeconds." $grace $termination $preStop (subf $termination $preStop)) }}
+{{- end }}
+{{- end }}
