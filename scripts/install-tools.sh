@@ -35,4 +35,4 @@ fi
 ln -sf "$tools/node_modules/.bin/readme-generator" "$tools/bin/readme-generator"
 
 "$tools/bin/helm" version --short
-"$tools/bin/kubectl" version --client | head -1
+"$tools/bin/kubectl" version --client=true 2>/dev/null | sed -n 1p  # sed reads all: no SIGPIPE under pipefail
