@@ -59,7 +59,11 @@ def load_keras_model(path: pathlib.Path):
 
 def image_io(model) -> tuple[str, tuple, str]:
     """(input name, input shape [None, H, W, 3], output name) of a one-in one-out image model."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
+    try:
+        model.inputs, model.outputs
+    except (AttributeError, ValueError) as exc:  # e.g. a Sequential model never built
+        raise ConvertError(f"the model has no defined input/output: {exc}") from exc
+    if not model.inputs or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ConvertError(f"expected one image input and one scores output, the model has "
                            f"{len(model.inputs)} inputs and {len(model.outputs)} outputs")
     shape = tuple(model.inputs[0].shape)
