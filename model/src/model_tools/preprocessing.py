@@ -1,7 +1,7 @@
 """Image -> model input, exactly as serving does it (numpy + Pillow only, no TensorFlow).
 
-The contract (ARCHITECTURE.md): PIL RGB conversion, resize to the model's (W, H) with
-``Image.NEAREST`` -- what keras-image-helper and Keras ``load_img`` do -- then a scaling family.
+The contract (ARCHITECTURE.md): for JPEG ``Image.draft`` (as the gateway does), PIL RGB
+conversion, resize to the model's (W, H) with ``Image.NEAREST`` -- what keras-image-helper and Keras ``load_img`` do -- then a scaling family.
 Training uses these functions so the demo model sees the same pixels the gateway sends.
 """
 from __future__ import annotations
@@ -33,6 +33,10 @@ def load_pixels(path: str | pathlib.Path, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as img:
+        if img.format == "JPEG":
+            # The gateway lets libjpeg decode JPEGs at reduced scale (DCT scaling) before the
+            # resize; do the same so training and evaluation see the pixels serving sends.
+            img.draft("RGB", size)
         img = img.convert("RGB")
         img = img.resize(size, Image.NEAREST)
         return np.asarray(img, dtype=np.uint8)
