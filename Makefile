@@ -14,7 +14,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # ---- environment -----------------------------------------------------------------------------
-$(VENV)/.installed: requirements/dev.txt gateway/pyproject.toml model/pyproject.toml scripts/setup-venv.sh
+$(VENV)/.installed: requirements/dev.txt requirements/constraints.txt gateway/pyproject.toml model/pyproject.toml scripts/setup-venv.sh
 	scripts/setup-venv.sh
 	@touch $@
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
-"${pip[@]}" -r requirements/dev.txt
+"${pip[@]}" -r requirements/dev.txt -c requirements/constraints.txt
 # TF Serving's API modules. The gateway image takes them from tensorflow-protobuf (no TensorFlow);
 # here real TensorFlow is installed, so take the official tensorflow-serving-api, whose modules
 # build on TensorFlow's own protos. --no-deps: it names the 'tensorflow' distribution, and
