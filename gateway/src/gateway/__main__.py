@@ -17,6 +17,7 @@ import time
 
 from waitress import create_server
 
+from gateway.allocator import keep_request_buffers_in_heap
 from gateway.app import create_app
 from gateway.logs import configure_logging
 from gateway.server_errors import use_json_errors
@@ -32,6 +33,7 @@ def main() -> int:
         print(f"gateway: bad configuration: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    keep_request_buffers_in_heap()  # before the first request: ~30% less CPU per request (bench/)
     grace = float(os.environ.get("SHUTDOWN_GRACE_SECONDS", "20"))
     # Kubernetes removes a terminating pod from Service endpoints asynchronously: keep accepting
     # (while /readyz already fails) for this long so late-routed connections are not refused.
