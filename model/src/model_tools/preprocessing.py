@@ -1,8 +1,9 @@
 """Image -> model input, exactly as serving does it (numpy + Pillow only, no TensorFlow).
 
 The contract (ARCHITECTURE.md): for JPEG ``Image.draft`` (as the gateway does), PIL RGB
-conversion, resize to the model's (W, H) with ``Image.NEAREST`` -- what keras-image-helper and Keras ``load_img`` do -- then a scaling family.
-Training uses these functions so the demo model sees the same pixels the gateway sends.
+conversion, resize to the model's (W, H) with ``Image.NEAREST`` -- what keras-image-helper and
+Keras ``load_img`` do -- then a scaling family. Training uses these functions so the demo model
+sees the same pixels the gateway sends; tests/test_train_serve_parity.py holds the two together.
 """
 from __future__ import annotations
 
