@@ -42,8 +42,9 @@ def test_runtime_requirements_are_pinned_without_tensorflow_and_match_dev():
     dev = pins(GATEWAY.parent / "requirements" / "dev.txt")
     assert "tensorflow-protobuf" in runtime
     assert not any(name in runtime for name in ("tensorflow", "tensorflow-cpu", "keras"))
+    assert not any(name in runtime for name in ("requests", "urllib3"))  # fetch.py uses http.client
     for name in ("flask", "waitress", "grpcio", "protobuf", "pillow", "numpy", "prometheus-client",
-                 "requests", "ssrfguard"):
+                 "certifi", "ssrfguard"):
         assert runtime[name] == dev[name], name
     lines = [l for l in (GATEWAY / "requirements.txt").read_text().splitlines() if l.strip() and not l.startswith("#")]
     assert all("==" in line for line in lines), lines

@@ -128,3 +128,183 @@ def test_upstream_errors_are_bad_gateway(image_server):
         loopback_fetcher(image_server).fetch(image_server.url("/status/404"))
     assert (caught.value.status, caught.value.code) == (502, "fetch_failed")
     assert "404" in caught.value.message
+
+
+class _KeepAliveServer:
+    """A raw HTTP/1.1 server that ignores "Connection: close" and keeps every connection open,
+    answering each request on it with `body`; it records connections and request headers."""
+
+    def __init__(self, body: bytes):
+        import socket
+        import threading
+
+        self.body = body
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._open: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._open.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buffered = b""
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buffered += data
+            while b"\r\n\r\n" in buffered:
+                head, _, buffered = buffered.partition(b"\r\n\r\n")
+                self.requests.append(head)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: keep-alive\r\n"
+                             + f"Content-Length: {len(self.body)}\r\n\r\n".encode() + self.body)
+
+    def close(self):
+        self._listener.close()
+        for conn in self._open:
+            conn.close()
+
+
+@pytest.mark.integration
+def test_every_fetch_connects_afresh_even_when_the_server_keeps_connections_open(sample_jpeg):
+    """The fetcher's session is reused across requests, its connections never are: each fetch
+    resolves, checks and connects again (a pooled socket would skip the address check and sit
+    outside the fetch's deadline)."""
+    server = _KeepAliveServer(sample_jpeg)
+    try:
+        fetcher = ImageFetcher(Settings(fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                                        fetch_allowed_ports=frozenset({server.port})))
+        for _ in range(3):
+            assert fetcher.fetch(f"http://127.0.0.1:{server.port}/hat.jpg") == sample_jpeg
+        assert server.connections == 3
+        assert all(b"\r\nConnection: close" in head for head in server.requests), server.requests
+    finally:
+        server.close()
+
+
+@pytest.mark.integration
+def test_deadlines_hold_for_concurrent_fetches_without_a_thread_per_fetch(image_server, sample_jpeg):
+    """One process-wide deadline thread serves every fetch: stalled fetches on several threads
+    all end at their own deadline, a fast fetch beside them is not held up, and fetching adds
+    at most that one thread."""
+    import concurrent.futures
+    import threading
+
+    fetcher = loopback_fetcher(image_server, fetch_timeout_seconds=1.0)
+    fetcher.fetch(image_server.url("/img/hat.jpg"))  # the deadline thread exists from here on
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        def timed(path):
+            start = time.monotonic()
+            try:
+                return fetcher.fetch(image_server.url(path)), time.monotonic() - start
+            except GatewayError as error:
+                return error.code, time.monotonic() - start
+        stalled = [pool.submit(timed, path) for path in ("/stall", "/slow", "/stall", "/slow")]
+        time.sleep(0.2)
+        fast = pool.submit(timed, "/img/hat.jpg")
+        body, fast_seconds = fast.result()
+        assert body == sample_jpeg and fast_seconds < 0.5
+        for future in stalled:
+            code, seconds = future.result()
+            assert code == "fetch_timeout"
+            assert 0.9 < seconds < 2.0, seconds
+        names = [t.name for t in threading.enumerate()]
+        assert names.count("fetch-deadlines") == 1, names
+        assert not any(isinstance(t, threading.Timer) for t in threading.enumerate()), names
+
+
+class _TLSImageServer:
+    """A real HTTPS server on 127.0.0.1 serving `body` at every path, with a certificate from a
+    throwaway CA (trustme) issued for `names`."""
+
+    def __init__(self, ca, body: bytes, names: tuple[str, ...]):
+        import http.server
+        import ssl
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(*names).configure_cert(context)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _tls_fetcher(port: int, ca=None) -> ImageFetcher:
+    fetcher = ImageFetcher(Settings(fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                                    fetch_allowed_ports=frozenset({port})))
+    if ca is not None:
+        ca.configure_trust(fetcher.tls)  # the test CA, in addition to certifi's bundle
+    return fetcher
+
+
+@pytest.mark.integration
+def test_https_fetch_verifies_the_certificate_against_the_host(sample_jpeg):
+    import trustme
+
+    ca = trustme.CA()
+    good = _TLSImageServer(ca, sample_jpeg, ("127.0.0.1",))
+    wrong_name = _TLSImageServer(ca, sample_jpeg, ("images.example",))
+    try:
+        assert _tls_fetcher(good.port, ca).fetch(f"https://127.0.0.1:{good.port}/hat.jpg") == sample_jpeg
+        # A certificate for another name, and one from a CA nobody trusts: both refused, as 502.
+        for fetcher, port in ((_tls_fetcher(wrong_name.port, ca), wrong_name.port),
+                              (_tls_fetcher(good.port), good.port)):
+            with pytest.raises(GatewayError) as caught:
+                fetcher.fetch(f"https://127.0.0.1:{port}/hat.jpg")
+            assert (caught.value.status, caught.value.code) == (502, "fetch_failed")
+            assert "TLS" in caught.value.message and "CERTIFICATE_VERIFY_FAILED" in caught.value.message
+    finally:
+        good.close()
+        wrong_name.close()
+
+
+@pytest.mark.integration
+def test_request_targets_are_percent_encoded_and_hosts_sent(image_server, sample_jpeg):
+    """Non-ASCII (and spaces, which the policy refuses before this) in a URL's path and query reach the server percent-encoded (UTF-8),
+    existing escapes stay as they are, and the Host header names the host and port."""
+    from gateway.fetch import _request_target
+
+    assert _request_target("http://h/a b/ü.jpg?q=x y&r=%41") == "/a%20b/%C3%BC.jpg?q=x%20y&r=%41"
+    assert _request_target("http://h") == "/"
+    server = _KeepAliveServer(sample_jpeg)
+    try:
+        fetcher = ImageFetcher(Settings(fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                                        fetch_allowed_ports=frozenset({server.port})))
+        assert fetcher.fetch(f"http://127.0.0.1:{server.port}/dir/hät.jpg?tag=ü") == sample_jpeg
+        head = server.requests[-1].decode("ascii")
+        assert head.startswith("GET /dir/h%C3%A4t.jpg?tag=%C3%BC HTTP/1.1\r\n"), head
+        assert f"\r\nHost: 127.0.0.1:{server.port}" in head
+        assert "\r\nAccept-Encoding: identity" in head
+    finally:
+        server.close()

@@ -12,33 +12,50 @@ Library choice (evaluated 2026-11, see README "URL fetching"):
   equivalents; IPv4-mapped / NAT64 / 6to4 / Teredo addresses are decoded and judged by the IPv4
   address inside), then connects to the validated address itself (urllib3 `_new_conn` seam, so
   there is no second DNS lookup to rebind and TLS still checks the hostname). Redirects go
-  through the same seam and are counted by the policy. No runtime dependencies of its own; it
-  plugs into requests, which we already use.
+  through the same seam and are counted by the policy. No runtime dependencies of its own.
+
+How it is used here: ssrfguard's public pieces directly (`Policy.check_url` -> `resolve` ->
+`connect`, which returns a socket connected to a validated address) under the standard
+library's `http.client`, rather than its requests adapter. Same checks, half the CPU: requests +
+urllib3 cost ~0.6 ms per fetch of a 25 KB image against ~0.3 ms here (as cheap as a bare
+`urllib.request.urlopen`), on a gateway whose whole budget for a small image is a few ms.
 
 What this module adds on top: only http/https and the configured ports; an explicit allowlist
-(`FETCH_ALLOWED_NETWORKS`) that beats the deny table; connect and read timeouts plus a total
-deadline checked while streaming; a byte cap enforced while streaming (Content-Length is only
-a hint); environment proxies ignored (a proxy would resolve the target itself).
+(`FETCH_ALLOWED_NETWORKS`) that beats the deny table; redirects followed by hand, each hop
+re-checked, resolved and connected afresh, at most FETCH_MAX_REDIRECTS; a new connection per
+fetch (a kept-alive socket would skip the address check); connect and read timeouts plus a
+total deadline enforced by shutting the sockets down; a byte cap enforced while streaming
+(Content-Length is only a hint); TLS verified against the host name with certifi's CA bundle;
+no proxies (a proxy would resolve the target itself).
 """
 from __future__ import annotations
 
+import heapq
+import http.client
+import itertools
 import socket
+import ssl
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 
-import requests
-from ssrfguard import BlockedAddressError, BlockedURLError, Policy, TooManyRedirectsError
-from ssrfguard import SSRFGuardError
-from ssrfguard.requests import Session as GuardedSession
+import certifi
+from ssrfguard import BlockedAddressError, BlockedURLError, Policy, SSRFGuardError, connect, resolve
 
 from gateway.errors import GatewayError
 from gateway.imaging import sniff_format
 from gateway.settings import Settings
 
-_CHUNK = 64 * 1024
+_CHUNK = 256 * 1024
 _SNIFF_BYTES = 12
 _USER_AGENT = "keras-serving-gateway/0.1 (+image fetch)"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# What may stay unescaped in a request target (RFC 3986 pchar + "/" + "?" + "%"); anything
+# else (spaces, non-ASCII) is percent-encoded as UTF-8, as browsers and requests do.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
 
 
 @dataclass(frozen=True)
@@ -56,37 +73,77 @@ class FetchLimits:
         )
 
 
-class _Watchdog:
-    """Shuts down every socket a fetch opened once the total deadline passes, so no read (headers
-    dripped byte by byte, a body that trickles) can outlive it; per-read timeouts alone cannot."""
+class _Watch:
+    """The sockets one fetch opened and its total deadline. When the deadline passes the reaper
+    shuts them down, so no read (headers dripped byte by byte, a body that trickles) can outlive
+    it; per-read timeouts alone cannot."""
 
-    def __init__(self, seconds: float):
+    __slots__ = ("deadline", "fired", "done", "_sockets", "_lock")
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
         self.fired = False
+        self.done = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
 
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
-            self._sockets.append(sock)
-            fired = self.fired
-        if fired:
-            _shutdown(sock)
+            if not self.fired:
+                self._sockets.append(sock)
+                return
+        _shutdown(sock)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
+            if self.done:
+                return
             self.fired = True
-            sockets = list(self._sockets)
+            sockets, self._sockets = self._sockets, []
         for sock in sockets:
             _shutdown(sock)
 
-    def __enter__(self) -> "_Watchdog":
-        self._timer.start()
-        return self
+    def finish(self) -> None:
+        with self._lock:
+            self.done = True
+            self._sockets = []
 
-    def __exit__(self, *exc) -> None:
-        self._timer.cancel()
+
+class _Reaper:
+    """One daemon thread per process that fires the watches whose deadline has passed (a timer
+    thread per fetch cost ~0.1 ms of CPU per request, and a thread start each time)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch) -> None:
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():  # also after a fork
+                self._thread = threading.Thread(target=self._run, name="fetch-deadlines", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
+            if self._heap[0][2] is watch:  # sooner than what the thread sleeps until
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            expired = []
+            with self._cond:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+                    _, _, watch = heapq.heappop(self._heap)
+                    if not watch.done:
+                        expired.append(watch)
+                if not expired:
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+            for watch in expired:
+                watch.fire()
+
+
+_REAPER = _Reaper()
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -94,26 +151,6 @@ def _shutdown(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass  # already closed
-
-
-def _watch_new_sockets(session: GuardedSession, watchdog: _Watchdog) -> None:
-    """Wrap the session's pinned connection classes (ssrfguard's own, still doing every check)
-    so each socket they open is handed to `watchdog`. Uses the pool-class table hook that
-    ssrfguard itself (and urllib3.contrib.socks) uses."""
-    for adapter in session.adapters.values():  # get_adapter() would run the URL check
-        manager = adapter.poolmanager
-        table = {}
-        for scheme, pool_cls in manager.pool_classes_by_scheme.items():
-            base_conn = pool_cls.ConnectionCls
-
-            class WatchedConnection(base_conn):  # type: ignore[misc, valid-type]
-                def _new_conn(self):
-                    sock = super()._new_conn()
-                    watchdog.watch(sock)
-                    return sock
-
-            table[scheme] = type(pool_cls.__name__, (pool_cls,), {"ConnectionCls": WatchedConnection})
-        manager.pool_classes_by_scheme = table
 
 
 def build_policy(settings: Settings) -> Policy:
@@ -126,31 +163,21 @@ def build_policy(settings: Settings) -> Policy:
 
 
 class ImageFetcher:
-    """One per app. Sessions are per call: a pooled keep-alive socket to a host that has since
-    started resolving elsewhere would skip the address check, and image URLs rarely repeat."""
+    """One per app; safe to share between the serving threads."""
 
     def __init__(self, settings: Settings):
         self.policy = build_policy(settings)
         self.limits = FetchLimits.from_settings(settings)
+        self.max_redirects = settings.fetch_max_redirects
+        self.tls = ssl.create_default_context(cafile=certifi.where())
 
     def fetch(self, url: str) -> bytes:
         if not isinstance(url, str) or not url:
             raise GatewayError(400, "invalid_url", "url must be a non-empty string")
-        deadline = time.monotonic() + self.limits.total_timeout
-        watchdog = _Watchdog(self.limits.total_timeout)
+        watch = _Watch(time.monotonic() + self.limits.total_timeout)
+        _REAPER.add(watch)
         try:
-            with GuardedSession(policy=self.policy, max_retries=0) as session, watchdog:
-                session.trust_env = False  # ignore HTTP(S)_PROXY, .netrc: pinning needs a direct socket
-                _watch_new_sockets(session, watchdog)
-                response = session.get(
-                    url,
-                    stream=True,
-                    timeout=(self.limits.connect_timeout, self.limits.total_timeout),
-                    # identity: images are compressed already, and gzip would only add a decompression step
-                    headers={"User-Agent": _USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"},
-                )
-                with response:
-                    return self._read_body(response, watchdog)
+            return self._follow(url, watch)
         except GatewayError:
             raise
         except BlockedURLError as error:
@@ -161,47 +188,106 @@ class ImageFetcher:
             raise GatewayError(
                 403, "url_forbidden", f"URL refused: address {error.address} is not allowed ({error.reason})"
             ) from None
-        except TooManyRedirectsError as error:
-            raise GatewayError(
-                502, "too_many_redirects", f"the URL redirected more than {error.limit} times"
-            ) from None
         except SSRFGuardError as error:
             raise GatewayError(403, "url_forbidden", f"URL refused: {error}") from None
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema, requests.exceptions.URLRequired) as error:
-            raise GatewayError(400, "invalid_url", f"invalid URL: {error}") from None
-        except requests.exceptions.RequestException as error:
-            if watchdog.fired or time.monotonic() >= deadline or isinstance(error, requests.exceptions.Timeout):
+        except socket.gaierror as error:
+            raise GatewayError(502, "fetch_failed", f"the image URL's host does not resolve: {_short(error)}") from None
+        except (OSError, http.client.HTTPException) as error:
+            # OSError covers refused/reset connections, TLS failures (ssl.SSLError, whose
+            # certificate error is also a ValueError, hence this clause first) and timeouts;
+            # a socket shut down by the deadline shows up as any of them, or as a short body.
+            if watch.fired or time.monotonic() >= watch.deadline or isinstance(error, TimeoutError):
                 raise _timeout(self.limits.total_timeout) from None
-            if not isinstance(error, requests.exceptions.ConnectionError):
-                raise GatewayError(502, "fetch_failed", f"fetching the image failed: {_short(error)}") from None
-            # requests wraps errors raised inside the connection seam; unwrap our policy's.
-            guard = _find_cause(error, SSRFGuardError)
-            if isinstance(guard, (BlockedAddressError, BlockedURLError)):
-                reason = guard.reason
-                raise GatewayError(403, "url_forbidden", f"URL refused: {reason}") from None
+            if isinstance(error, ssl.SSLError):
+                raise GatewayError(502, "fetch_failed", f"TLS with the image URL's host failed: {_short(error)}") from None
+            if isinstance(error, http.client.HTTPException):
+                raise GatewayError(502, "fetch_failed", f"the image URL answered malformed HTTP: {_short(error)}") from None
             raise GatewayError(502, "fetch_failed", f"could not connect to the image URL: {_short(error)}") from None
+        except ValueError as error:  # urlsplit/urljoin on a URL the policy let through
+            raise GatewayError(400, "invalid_url", f"invalid URL: {_short(error)}") from None
+        finally:
+            watch.finish()
 
-    def _read_body(self, response: requests.Response, watchdog: _Watchdog) -> bytes:
-        if response.status_code != 200:
-            raise GatewayError(
-                502, "fetch_failed", f"the image URL answered HTTP {response.status_code}"
-            )
-        declared = response.headers.get("Content-Length")
+    def _follow(self, url: str, watch: _Watch) -> bytes:
+        for hop in range(self.max_redirects + 1):
+            target = self.policy.check_url(url)  # scheme, port, userinfo, literal addresses
+            path = _request_target(url)
+            conn = self._open(target, watch)
+            response = None
+            try:
+                conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+                for name, value in (("Host", _host_header(target)), ("User-Agent", _USER_AGENT),
+                                    ("Accept", "image/*"),
+                                    # images are compressed already; gzip would only add a step
+                                    ("Accept-Encoding", "identity"), ("Connection", "close")):
+                    conn.putheader(name, value)
+                conn.endheaders()
+                response = conn.getresponse()
+                if response.status not in _REDIRECTS:
+                    return self._read_body(response, watch)
+                location = response.getheader("Location")
+                if not location:
+                    raise GatewayError(502, "fetch_failed", f"the image URL answered HTTP {response.status} without a Location")
+                url = urllib.parse.urljoin(url, location.strip())
+            finally:
+                if response is not None:
+                    response.close()
+                conn.close()
+        raise GatewayError(502, "too_many_redirects", f"the URL redirected more than {self.max_redirects} times")
+
+    def _open(self, target, watch: _Watch) -> http.client.HTTPConnection:
+        """An HTTP connection over a socket connected to a validated address of `target`."""
+        addresses = resolve(target, policy=self.policy)  # one lookup; every answer checked
+        sock = connect(addresses, policy=self.policy, timeout=self.limits.connect_timeout)
+        watch.watch(sock)
+        sock.settimeout(max(0.001, min(self.limits.total_timeout, watch.deadline - time.monotonic())))
+        if target.scheme == "https":
+            try:
+                # wrap_socket detaches `sock`: watch the TLS socket, then shake hands under the watch.
+                sock = self.tls.wrap_socket(sock, server_hostname=target.host, do_handshake_on_connect=False)
+                watch.watch(sock)
+                sock.do_handshake()
+            except BaseException:
+                sock.close()
+                raise
+        conn = http.client.HTTPConnection(target.host, target.port)
+        conn.sock = sock  # connect() is never called: no second lookup, no other address
+        return conn
+
+    def _read_body(self, response: http.client.HTTPResponse, watch: _Watch) -> bytes:
+        if response.status != 200:
+            raise GatewayError(502, "fetch_failed", f"the image URL answered HTTP {response.status}")
+        declared = response.getheader("Content-Length")
         if declared and declared.isdigit() and int(declared) > self.limits.max_bytes:
             raise _too_large(self.limits.max_bytes)
         body = bytearray()
         sniffed = False
-        for chunk in response.iter_content(_CHUNK):
+        while chunk := response.read1(_CHUNK):
             body += chunk
             if len(body) > self.limits.max_bytes:
                 raise _too_large(self.limits.max_bytes)
             if not sniffed and len(body) >= _SNIFF_BYTES:
                 sniff_format(bytes(body[:_SNIFF_BYTES]))  # stop early on HTML, JSON, video...
                 sniffed = True
-        if watchdog.fired:  # a body cut short by the watchdog may look complete (no length)
+        if watch.fired:  # a body cut short by the deadline may look complete (no length)
             raise _timeout(self.limits.total_timeout)
+        if response.length:  # Content-Length promised more than arrived
+            raise http.client.IncompleteRead(bytes(body), response.length)
         return bytes(body)
+
+
+def _request_target(url: str) -> str:
+    """Path and query of `url` as an origin-form request target, percent-encoded."""
+    split = urllib.parse.urlsplit(url)
+    path = urllib.parse.quote(split.path or "/", safe=_PATH_SAFE)
+    if split.query:
+        path += "?" + urllib.parse.quote(split.query, safe=_QUERY_SAFE)
+    return path
+
+
+def _host_header(target) -> str:
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return host if target.port == _DEFAULT_PORTS[target.scheme] else f"{host}:{target.port}"
 
 
 def _timeout(seconds: float) -> GatewayError:
@@ -210,22 +296,6 @@ def _timeout(seconds: float) -> GatewayError:
 
 def _too_large(limit: int) -> GatewayError:
     return GatewayError(413, "image_too_large", f"the image at the URL is larger than {limit} bytes")
-
-
-def _find_cause(error: BaseException, kind: type) -> BaseException | None:
-    seen = set()
-    stack = [error]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kind):
-            return current
-        stack.extend([current.__cause__, current.__context__])
-        stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
-        stack.append(getattr(current, "reason", None))
-    return None
 
 
 def _short(error: BaseException) -> str:
