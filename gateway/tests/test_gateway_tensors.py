@@ -81,3 +81,39 @@ def test_round_trip_of_any_numeric_array(array):
     decoded = from_tensor_proto(to_tensor_proto(array))
     assert decoded.shape == array.shape
     np.testing.assert_array_equal(decoded, array)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint8", "float64", "int32"])
+@pytest.mark.parametrize("outputs", [["scores"], ["dense_7", "labels"], []])
+def test_hand_encoded_predict_request_is_the_message_protobuf_builds(dtype, outputs):
+    """encode_predict_request joins the raw buffer in by hand: it must parse to the very message
+    protobuf builds field by field, and byte for byte when protobuf serializes it back."""
+    from tensorflow_serving.apis import predict_pb2
+
+    from gateway.tensors import encode_predict_request
+
+    rng = np.random.default_rng(7)
+    array = (rng.random((1, 299, 299, 3)) * 255).astype(dtype)  # > 2 MiB-ish lengths: 3-byte varints
+    encoded = encode_predict_request("clothing-model", "serving_default", "input_8", array, outputs)
+
+    expected = predict_pb2.PredictRequest()
+    expected.model_spec.name = "clothing-model"
+    expected.model_spec.signature_name = "serving_default"
+    expected.inputs["input_8"].CopyFrom(to_tensor_proto(array))
+    expected.output_filter.extend(outputs)
+    parsed = predict_pb2.PredictRequest.FromString(encoded)
+    assert parsed == expected
+    assert parsed.SerializeToString(deterministic=True) == expected.SerializeToString(deterministic=True)
+    assert np.array_equal(from_tensor_proto(parsed.inputs["input_8"]), array)
+
+
+def test_hand_encoded_request_handles_non_contiguous_and_big_endian_arrays():
+    from tensorflow_serving.apis import predict_pb2
+
+    from gateway.tensors import encode_predict_request
+
+    base = np.arange(2 * 4 * 6 * 3, dtype=">f4").reshape(2, 4, 6, 3)
+    view = base[:, ::2, ::-1]  # strided, reversed, big-endian
+    parsed = predict_pb2.PredictRequest.FromString(encode_predict_request("m", "s", "x", view, ["y"]))
+    assert np.array_equal(from_tensor_proto(parsed.inputs["x"]), view)
+    assert len(parsed.inputs["x"].tensor_content) == view.size * 4

@@ -23,7 +23,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, predict
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
-from gateway.tensors import FLOAT_TYPES, NUMERIC_TYPES, dtype_name, from_tensor_proto, to_tensor_proto
+from gateway.tensors import FLOAT_TYPES, NUMERIC_TYPES, dtype_name, encode_predict_request, from_tensor_proto
 
 log = logging.getLogger("gateway.model")
 
@@ -79,6 +79,10 @@ class ModelClient:
         self.settings = settings
         self.channel = channel or grpc.insecure_channel(settings.tf_serving_host, options=_CHANNEL_OPTIONS)
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        # Predict takes the request already serialized (tensors.encode_predict_request).
+        self._predict = self.channel.unary_unary(
+            f"/{_SERVICE}/Predict", request_serializer=None,
+            response_deserializer=predict_pb2.PredictResponse.FromString)
         self._signature: ModelSignature | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -131,16 +135,12 @@ class ModelClient:
     # ---- inference -------------------------------------------------------------------------
     def predict(self, signature: ModelSignature, batch: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
         """Scores `[N]` of the first batch item and the model's labels (when it carries them)."""
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = self.settings.model_name
-        request.model_spec.signature_name = self.settings.model_signature
-        request.inputs[signature.input_name].CopyFrom(to_tensor_proto(batch))
-        request.output_filter.append(signature.scores_output)
         wants_labels = signature.labels_output is not None and not self.settings.labels
-        if wants_labels:
-            request.output_filter.append(signature.labels_output)
+        outputs = [signature.scores_output] + ([signature.labels_output] if wants_labels else [])
+        request = encode_predict_request(self.settings.model_name, self.settings.model_signature,
+                                         signature.input_name, batch, outputs)
         try:
-            response = self.stub.Predict(request, timeout=self.settings.grpc_timeout_seconds)
+            response = self._predict(request, timeout=self.settings.grpc_timeout_seconds)
         except grpc.RpcError as error:
             raise map_rpc_error(error, self.settings.model_name) from None
         try:
