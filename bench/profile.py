@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--gil", action="store_true",
+                        help="sample only the thread holding the GIL (what limits one process)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="keras-serving-profile-") as tmp, \
             Backend("float32") as backend:
@@ -85,7 +87,7 @@ def main() -> None:
             raw = work / "py-spy.txt"
             spy = subprocess.Popen(
                 [str(PY_SPY), "record", "--pid", str(gateway.process.pid), "--subprocesses",
-                 "--format", "raw", "--rate", "250", "--duration", str(args.seconds),
+                 "--format", "raw", "--rate", "250", *(["--gil"] if args.gil else []), "--duration", str(args.seconds),
                  "--nonblocking", "-o", str(raw)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             measured = load.run_wrk(gateway.url, script, args.connections, args.seconds)
