@@ -187,6 +187,12 @@ class Backend:
                 "input_bytes": values[INPUT_BYTES],
                 "request_bytes": values[REQUEST_BYTES]}
 
+    def cpu_seconds(self) -> float:
+        """CPU time the model server process has used so far (its share of the rig's cost)."""
+        from bench.servers import process_cpu_seconds
+
+        return process_cpu_seconds(self._process.pid)
+
     def reset(self) -> None:
         with self._counters.get_lock():
             for i in range(len(self._counters)):

@@ -5,7 +5,7 @@ import json
 import pathlib
 import statistics
 
-from bench.run import BASELINES, GATEWAYS, OURS
+from bench.run import BASELINES, GATEWAYS, OURS, OURS_UINT8
 
 # (what, target, comparison) for the issue's targets; ratios are computed in `targets()`.
 FLOOR = "floor: JPEG decode, DCT-scaled"
@@ -16,9 +16,10 @@ def _peak(throughput: dict, case: str, name: str) -> float:
     return max(v["rps"] for v in throughput[case][name].values())
 
 
-def _cpu(throughput: dict, case: str, name: str) -> float:
-    """Median gateway CPU ms per request over the concurrencies (it barely depends on them)."""
-    return statistics.median(v["cpu_ms"] for v in throughput[case][name].values())
+def _cpu(throughput: dict, case: str, name: str, key: str = "cpu_ms") -> float:
+    """Median CPU ms per request over the concurrencies (it barely depends on them): the
+    gateway's (`cpu_ms`), or the model server's / nginx's while serving that gateway."""
+    return statistics.median(v[key] for v in throughput[case][name].values())
 
 
 def targets(result: dict) -> list[dict]:
@@ -33,6 +34,11 @@ def targets(result: dict) -> list[dict]:
         rows.append({"target": f"{CASE_TITLES[case]}: ours peak throughput vs better baseline "
                                f"({best})", "goal": f"≥ {goal:g}×", "measured": ratio,
                      "met": ratio >= goal})
+    best = max(BASELINES, key=lambda name: _peak(tp, "dataset", name))
+    rows.append({"target": f"dataset JPEG: {OURS_UINT8} peak throughput vs better baseline ({best}) "
+                           "(information: the same gateway, model exported with `--uint8`)",
+                 "goal": "—", "measured": _peak(tp, "dataset", OURS_UINT8) / _peak(tp, "dataset", best),
+                 "met": None})
     tb = result["tensor_bytes"]
     ratio = tb["baseline (float32)"]["payload_bytes"] / tb["ours (uint8)"]["payload_bytes"]
     rows.append({"target": "uint8 signature: tensor bytes per image vs float32",
@@ -126,12 +132,32 @@ def _throughput_tables(result: dict) -> list[str]:
                      for v in by_gateway[name].values()]
             errors = sum(v["errors"] for v in by_gateway[name].values())
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {errors} |")
-        ratios = []
-        for c in concurrencies:
-            best = max(by_gateway[b][c]["rps"] for b in BASELINES)
-            ratios.append(f"{by_gateway[OURS][c]['rps'] / best:.2f}× |  | ")
-        lines += ["| ours ÷ better baseline (req/s) | " + " | ".join(ratios) + " |", ""]
-    return lines
+        for ours in (OURS, OURS_UINT8):
+            ratios = []
+            for c in concurrencies:
+                best = max(by_gateway[b][c]["rps"] for b in BASELINES)
+                ratios.append(f"{by_gateway[ours][c]['rps'] / best:.2f}× |  | ")
+            lines.append(f"| {ours} ÷ better baseline (req/s) | " + " | ".join(ratios) + " |")
+        lines.append("")
+    return lines + _rig_table(result)
+
+
+def _rig_table(result: dict) -> list[str]:
+    """Where each request's CPU goes on this machine, and the throughput that allows at most."""
+    tp, cores = result["throughput"], result["machine"]["cores"]
+    lines = ["## 2b. CPU per request across the whole rig", "",
+             "Everything runs on the same cores, so requests/s is bounded by the CPU each request "
+             "costs all processes together: gateway + the model server it calls + nginx (wrk adds "
+             f"~0.1 ms). Ceiling = {cores} cores × 1000 ÷ total ms. Medians over the concurrencies.",
+             "", "| case | gateway | gateway CPU ms | model server CPU ms | nginx CPU ms | total ms "
+             "| ceiling req/s | measured peak req/s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for case in tp:
+        for name in GATEWAYS:
+            parts = [_cpu(tp, case, name, key) for key in ("cpu_ms", "model_cpu_ms", "nginx_cpu_ms")]
+            total = sum(parts)
+            lines.append(f"| {CASE_TITLES[case]} | {name} | " + " | ".join(f"{v:.2f}" for v in parts)
+                         + f" | {total:.2f} | {cores * 1000 / total:.0f} | {_peak(tp, case, name):.0f} |")
+    return lines + [""]
 
 
 def _bytes_table(result: dict) -> list[str]:

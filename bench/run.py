@@ -17,14 +17,17 @@ from bench.baseline.gateway import classes as LESSON_CLASSES
 BASELINE_GUNICORN = "baseline (gunicorn)"
 BASELINE_WAITRESS = "baseline (waitress)"
 OURS = "ours"
-GATEWAYS = (BASELINE_GUNICORN, BASELINE_WAITRESS, OURS)
+# The same gateway in front of a model exported with `model convert --uint8` (raw pixels in,
+# scaling in the graph): 4x fewer tensor bytes for the gateway to send and the server to read.
+OURS_UINT8 = "ours (uint8 model)"
+GATEWAYS = (BASELINE_GUNICORN, BASELINE_WAITRESS, OURS, OURS_UINT8)
 BASELINES = (BASELINE_GUNICORN, BASELINE_WAITRESS)
 
 
 @dataclass
 class Config:
     reps: int = 3
-    seconds: int = 5  # per wrk run (wrk takes whole seconds)
+    seconds: int = 4  # per wrk run (wrk takes whole seconds)
     concurrencies: tuple[int, ...] = (1, 4, 16)
     threads: int = 8  # the gateway's default THREADS; the baseline's waitress gets the same
     prep_reps: int = 7
@@ -78,13 +81,15 @@ def run(config: Config) -> dict:
             BASELINE_WAITRESS: servers.baseline_waitress(backend.address, config.threads, work),
             OURS: servers.ours(backend.address, config.threads, work, extra=extra),
         }
-        ours_uint8 = servers.ours(backend_uint8.address, config.threads, work, "ours-uint8", extra)
+        ours_uint8 = gateways[OURS_UINT8] = servers.ours(backend_uint8.address, config.threads, work,
+                                                         "ours-uint8", extra)
+        model_server_of = {name: backend_uint8 if name == OURS_UINT8 else backend for name in GATEWAYS}
         spread_gateways = {
             BASELINE_WAITRESS: servers.baseline_waitress(replicas_target, config.threads, work,
                                                          "baseline-waitress-replicas"),
             OURS: servers.ours(replicas_target, config.threads, work, "ours-replicas", extra),
         }
-        everything = [nginx, *gateways.values(), ours_uint8, *spread_gateways.values()]
+        everything = [nginx, *gateways.values(), *spread_gateways.values()]
         for server in everything:
             stack.callback(server.stop)
             server.start()
@@ -93,7 +98,7 @@ def run(config: Config) -> dict:
 
         urls = {case: f"{nginx.url}/{path.name}" for case, path in cases.items()}
         scripts = {case: load.write_script(url, work / f"{case}.lua") for case, url in urls.items()}
-        for server in [*gateways.values(), ours_uint8, *spread_gateways.values()]:
+        for server in [*gateways.values(), *spread_gateways.values()]:
             for url in urls.values():
                 servers.check_prediction(server, url, NUM_CLASSES)
 
@@ -116,10 +121,15 @@ def run(config: Config) -> dict:
             for case in cases:
                 for c in config.concurrencies:
                     for name in _rotated(GATEWAYS, rep):
-                        cpu_before = gateways[name].cpu_seconds()
+                        model_server = model_server_of[name]
+                        before = (gateways[name].cpu_seconds(), model_server.cpu_seconds(),
+                                  nginx.cpu_seconds())
                         measured = load.run_wrk(gateways[name].url, scripts[case], c, config.seconds)
-                        cpu = gateways[name].cpu_seconds() - cpu_before
-                        measured["cpu_ms"] = cpu * 1000 / max(measured["requests"], 1)
+                        after = (gateways[name].cpu_seconds(), model_server.cpu_seconds(),
+                                 nginx.cpu_seconds())
+                        per_request = [(a - b) * 1000 / max(measured["requests"], 1)
+                                       for a, b in zip(after, before)]
+                        measured["cpu_ms"], measured["model_cpu_ms"], measured["nginx_cpu_ms"] = per_request
                         runs[case][name][c].append(measured)
                         log(f"rep {rep + 1}/{config.reps} {case} c={c} {name}: "
                             f"{measured['rps']:.1f} req/s p50 {measured['p50_ms']:.0f} ms "
@@ -178,6 +188,8 @@ def _summarize_throughput(runs: dict) -> dict:
                     "p50_ms": statistics.median(r["p50_ms"] for r in measured),
                     "p99_ms": statistics.median(r["p99_ms"] for r in measured),
                     "cpu_ms": statistics.median(r["cpu_ms"] for r in measured),
+                    "model_cpu_ms": statistics.median(r["model_cpu_ms"] for r in measured),
+                    "nginx_cpu_ms": statistics.median(r["nginx_cpu_ms"] for r in measured),
                     "errors": sum(r["errors"] for r in measured),
                     "rps_runs": [r["rps"] for r in measured],
                 }

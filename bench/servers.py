@@ -27,6 +27,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by one process (0 if it has exited)."""
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 class Server:
     """A child process in its own process group (so its workers stop with it) on `port`."""
 
