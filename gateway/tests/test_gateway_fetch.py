@@ -308,3 +308,39 @@ def test_request_targets_are_percent_encoded_and_hosts_sent(image_server, sample
         assert "\r\nAccept-Encoding: identity" in head
     finally:
         server.close()
+
+
+@pytest.mark.integration
+def test_a_slow_redirect_chain_ends_at_the_total_deadline():
+    """Every hop of a redirect chain answers after 0.4 s, forever: the chain as a whole is cut at
+    the fetch's total deadline (1 s), not at the redirect cap times the per-hop time."""
+    import http.server
+    import threading
+
+    class SlowRedirects(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            time.sleep(0.4)
+            self.send_response(302)
+            self.send_header("Location", "/again")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowRedirects)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        fetcher = ImageFetcher(Settings(fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                                        fetch_allowed_ports=frozenset({port}), fetch_max_redirects=10,
+                                        fetch_timeout_seconds=1.0))
+        start = time.monotonic()
+        with pytest.raises(GatewayError) as caught:
+            fetcher.fetch(f"http://127.0.0.1:{port}/start")
+        assert (caught.value.status, caught.value.code) == (504, "fetch_timeout")
+        assert 0.9 < time.monotonic() - start < 1.6
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -238,7 +238,11 @@ class ImageFetcher:
     def _open(self, target, watch: _Watch) -> http.client.HTTPConnection:
         """An HTTP connection over a socket connected to a validated address of `target`."""
         addresses = resolve(target, policy=self.policy)  # one lookup; every answer checked
-        sock = connect(addresses, policy=self.policy, timeout=self.limits.connect_timeout)
+        remaining = watch.deadline - time.monotonic()
+        if remaining <= 0:  # a redirect chain used the whole budget
+            raise TimeoutError("fetch deadline reached before connecting")
+        # Per attempt (ssrfguard caps the attempts); a later redirect hop gets what is left.
+        sock = connect(addresses, policy=self.policy, timeout=min(self.limits.connect_timeout, remaining))
         watch.watch(sock)
         sock.settimeout(max(0.001, min(self.limits.total_timeout, watch.deadline - time.monotonic())))
         if target.scheme == "https":
