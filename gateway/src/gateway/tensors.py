@@ -38,21 +38,23 @@ def dtype_name(dtype_enum: int) -> str:
     return types_pb2.DataType.Name(dtype_enum) if dtype_enum in types_pb2.DataType.values() else str(dtype_enum)
 
 
-def to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """Encode a numeric array as a TensorProto whose values sit in `tensor_content`."""
-    native = array.dtype.newbyteorder("=")
-    dtype_enum = _BY_NUMPY.get(native)
+def _little_endian(array: np.ndarray) -> tuple[int, np.ndarray]:
+    """The dtype enum of `array` and its values as a C-contiguous little-endian array."""
+    dtype_enum = _BY_NUMPY.get(array.dtype.newbyteorder("="))
     if dtype_enum is None:
         raise TypeError(f"no TensorProto dtype for numpy {array.dtype}")
-    little = array.astype(NUMERIC_TYPES[dtype_enum][0], copy=False)
-    shape = tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in array.shape]
-    )
-    return tensor_pb2.TensorProto(
-        dtype=dtype_enum,
-        tensor_shape=shape,
-        tensor_content=np.ascontiguousarray(little).tobytes(),
-    )
+    return dtype_enum, np.ascontiguousarray(array.astype(NUMERIC_TYPES[dtype_enum][0], copy=False))
+
+
+def _shape_proto(shape: tuple[int, ...]) -> tensor_shape_pb2.TensorShapeProto:
+    return tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in shape])
+
+
+def to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
+    """Encode a numeric array as a TensorProto whose values sit in `tensor_content`."""
+    dtype_enum, content = _little_endian(array)
+    return tensor_pb2.TensorProto(dtype=dtype_enum, tensor_shape=_shape_proto(array.shape),
+                                  tensor_content=content.tobytes())
 
 
 def _varint(value: int) -> bytes:
@@ -78,27 +80,19 @@ def encode_predict_request(model_name: str, signature_name: str, input_name: str
     and the raw buffer is joined in after them. Protobuf parsers accept fields in any order, and
     the bytes parse to exactly the message protobuf would build (gateway/tests check that).
     """
-    native = array.dtype.newbyteorder("=")
-    dtype_enum = _BY_NUMPY.get(native)
-    if dtype_enum is None:
-        raise TypeError(f"no TensorProto dtype for numpy {array.dtype}")
-    content = np.ascontiguousarray(array.astype(NUMERIC_TYPES[dtype_enum][0], copy=False))
+    dtype_enum, content = _little_endian(array)
     payload = memoryview(content).cast("B")
-    head = tensor_pb2.TensorProto(
-        dtype=dtype_enum,
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in array.shape]),
-    ).SerializeToString()
-    tensor_size = len(head) + len(_length_delimited(4, payload.nbytes)) + payload.nbytes
+    head = tensor_pb2.TensorProto(dtype=dtype_enum, tensor_shape=_shape_proto(array.shape)).SerializeToString()
+    content_head = _length_delimited(4, payload.nbytes)
+    tensor_size = len(head) + len(content_head) + payload.nbytes
     key = input_name.encode("utf-8")
     entry_head = _length_delimited(1, len(key)) + key + _length_delimited(2, tensor_size)
-    entry_size = len(entry_head) + tensor_size
     rest = predict_pb2.PredictRequest(
         model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name),
         output_filter=output_filter,
     ).SerializeToString()
-    return b"".join((rest, _length_delimited(2, entry_size), entry_head, head,
-                     _length_delimited(4, payload.nbytes), payload))
+    return b"".join((rest, _length_delimited(2, len(entry_head) + tensor_size), entry_head, head,
+                     content_head, payload))
 
 
 def shape_of(proto: tensor_pb2.TensorProto) -> tuple[int, ...]:
