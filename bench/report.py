@@ -34,11 +34,11 @@ def targets(result: dict) -> list[dict]:
         rows.append({"target": f"{CASE_TITLES[case]}: ours peak throughput vs better baseline "
                                f"({best})", "goal": f"≥ {goal:g}×", "measured": ratio,
                      "met": ratio >= goal})
-    best = max(BASELINES, key=lambda name: _peak(tp, "dataset", name))
-    rows.append({"target": f"dataset JPEG: {OURS_UINT8} peak throughput vs better baseline ({best}) "
-                           "(information: the same gateway, model exported with `--uint8`)",
-                 "goal": "—", "measured": _peak(tp, "dataset", OURS_UINT8) / _peak(tp, "dataset", best),
-                 "met": None})
+        if case == "dataset":
+            rows.append({"target": f"dataset JPEG: {OURS_UINT8} peak throughput vs better baseline "
+                                   f"({best}) (information: the same gateway, model exported with "
+                                   "`--uint8`)", "goal": "—",
+                         "measured": _peak(tp, case, OURS_UINT8) / _peak(tp, case, best), "met": None})
     tb = result["tensor_bytes"]
     ratio = tb["baseline (float32)"]["payload_bytes"] / tb["ours (uint8)"]["payload_bytes"]
     rows.append({"target": "uint8 signature: tensor bytes per image vs float32",

@@ -27,13 +27,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stat(path: pathlib.Path) -> tuple[int, int] | None:
+    """(process group, user + system clock ticks) from a /proc/<pid>/stat, None if it exited.
+    After "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+    utime stime ..."""
+    try:
+        fields = path.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[2]), int(fields[11]) + int(fields[12])
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time used so far by one process (0 if it has exited)."""
-    try:
-        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    stat = _stat(pathlib.Path(f"/proc/{pid}/stat"))
+    return stat[1] / _CLOCK_TICKS if stat else 0.0
 
 
 class Server:
@@ -72,17 +80,8 @@ class Server:
         """User + system CPU time used so far by every process of the server's process group
         (gunicorn's workers too): CPU per request holds up on a busy machine, where req/s
         depends on what else runs."""
-        total = 0
-        for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # exited meanwhile
-            # After "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
-            # cmajflt utime stime ...
-            if int(fields[2]) == self.process.pid:
-                total += int(fields[11]) + int(fields[12])
-        return total / _CLOCK_TICKS
+        stats = (_stat(path) for path in pathlib.Path("/proc").glob("[0-9]*/stat"))
+        return sum(ticks for group, ticks in filter(None, stats) if group == self.process.pid) / _CLOCK_TICKS
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
