@@ -3,8 +3,8 @@
 Each pipeline turns the same JPEG bytes into the serialized PredictRequest its gateway would send:
 - baseline: keras-image-helper's `convert_to_tensor` on the opened image (its `from_url` minus the
   download) and the lesson's hand-built float32 TensorProto;
-- ours: the gateway's own `decode_resized` -> `to_model_input` -> `to_tensor_proto`, assembled
-  into a PredictRequest the way `ModelClient.predict` does it;
+- ours: the gateway's own `decode_resized` -> `to_model_input` -> `encode_predict_request`, the
+  calls `Classifier` and `ModelClient.predict` make;
 - floor: decoding the JPEG alone, at full size and DCT-scaled (`draft`) to at least 299x299.
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 
 from PIL import Image
-from tensorflow_serving.apis import predict_pb2
 
 from bench.backend import IMAGE_SIZE, INPUT_NAME, MODEL_NAME, OUTPUT_NAME, SIGNATURE_NAME
 
@@ -42,16 +41,11 @@ def baseline_request(data: bytes) -> bytes:
 
 def ours_request(data: bytes, input_dtype: str = "float32") -> bytes:
     from gateway.imaging import decode_resized, to_model_input
-    from gateway.tensors import to_tensor_proto
+    from gateway.tensors import encode_predict_request
 
     rgb = decode_resized(data, IMAGE_SIZE, IMAGE_SIZE, MAX_PIXELS)
     batch = to_model_input(rgb, input_dtype, "xception")
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = MODEL_NAME
-    request.model_spec.signature_name = SIGNATURE_NAME
-    request.inputs[INPUT_NAME].CopyFrom(to_tensor_proto(batch))
-    request.output_filter.append(OUTPUT_NAME)
-    return request.SerializeToString()
+    return encode_predict_request(MODEL_NAME, SIGNATURE_NAME, INPUT_NAME, batch, [OUTPUT_NAME])
 
 
 def ours_uint8_request(data: bytes) -> bytes:
