@@ -168,7 +168,6 @@ class ImageFetcher:
     def __init__(self, settings: Settings):
         self.policy = build_policy(settings)
         self.limits = FetchLimits.from_settings(settings)
-        self.max_redirects = settings.fetch_max_redirects
         self.tls = ssl.create_default_context(cafile=certifi.where())
 
     def fetch(self, url: str) -> bytes:
@@ -209,7 +208,7 @@ class ImageFetcher:
             watch.finish()
 
     def _follow(self, url: str, watch: _Watch) -> bytes:
-        for hop in range(self.max_redirects + 1):
+        for _hop in range(self.policy.max_redirects + 1):
             target = self.policy.check_url(url)  # scheme, port, userinfo, literal addresses
             path = _request_target(url)
             conn = self._open(target, watch)
@@ -233,7 +232,7 @@ class ImageFetcher:
                 if response is not None:
                     response.close()
                 conn.close()
-        raise GatewayError(502, "too_many_redirects", f"the URL redirected more than {self.max_redirects} times")
+        raise GatewayError(502, "too_many_redirects", f"the URL redirected more than {self.policy.max_redirects} times")
 
     def _open(self, target, watch: _Watch) -> http.client.HTTPConnection:
         """An HTTP connection over a socket connected to a validated address of `target`."""
