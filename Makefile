@@ -48,8 +48,15 @@ test-integration: venv ## gateway <-> real gRPC model server
 	$(PYTEST) -m integration
 test-containers: venv tools system ## Docker images, container e2e, podman kube play of the chart
 	$(PYTEST) -m containers
-test-cluster: tools ## against a live cluster (kind, EKS): install, helm test, upgrade under load, rollback, uninstall
-	scripts/test-cluster.sh
+test-cluster: venv tools ## the cluster tier against kubectl's context (make cluster-up's cluster by default)
+	$(PYTEST) -m cluster
+
+# ---- the test cluster: a single-node Kubernetes built here from Go modules + Debian packages ---
+.PHONY: cluster-up cluster-down
+cluster-up: tools system ## build (cached) and start the single-node test cluster; KUBECONFIG on the last line
+	scripts/cluster/up.sh
+cluster-down: ## stop the test cluster and remove every process, mount, iptables rule and netns it made
+	scripts/cluster/down.sh
 
 # ---- local stack -----------------------------------------------------------------------------
 .PHONY: up down

@@ -7,8 +7,13 @@
 #                 process (only Recommended by podman, so --no-install-recommends would drop it)
 #   nginx-light, wrk — static image server and load generator for bench/
 #   curl        — the lesson's client: make demo and the e2e tests send their requests with it
+#   containerd, runc, containernetworking-plugins, iptables, conntrack, ipset — the test
+#                 cluster's container runtime, pod network and kube-proxy (make cluster-up)
+#   busybox-static — the one binary of the cluster's busybox image (volume provisioner helpers)
+#   openssl     — the test cluster's certificates
 set -euo pipefail
-packages=(docker.io docker-compose mmdebstrap podman catatonit nginx-light wrk curl)
+packages=(docker.io docker-compose mmdebstrap podman catatonit nginx-light wrk curl
+          containerd runc containernetworking-plugins iptables conntrack ipset busybox-static openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
