@@ -1,47 +1,41 @@
 {{/*
-Umbrella-level helpers. Names of the subcharts' objects are computed here the same way the
-subcharts compute them (<release>-<name>, or the subchart's fullnameOverride).
+Umbrella-level helpers: the subcharts' objects are named by the same charts/common helpers the
+subcharts use, from each subchart's values, so every name and address here is the one rendered.
 */}}
 {{- define "keras-serving.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/part-of: keras-serving
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-{{- end }}
-
-{{- define "keras-serving.gatewayName" -}}
-{{- default "gateway" .Values.gateway.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- include "common.releaseLabels" (dict "context" .) }}
 {{- end }}
 
 {{- define "keras-serving.gatewayFullname" -}}
-{{- if .Values.gateway.fullnameOverride }}
-{{- .Values.gateway.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name (include "keras-serving.gatewayName" .) | trunc 63 | trimSuffix "-" }}
-{{- end }}
+{{- include "common.fullname" (dict "component" (include "common.component.gateway" .) "values" .Values.gateway "context" .) }}
 {{- end }}
 
 {{- define "keras-serving.gatewaySelectorLabels" -}}
-app.kubernetes.io/name: {{ include "keras-serving.gatewayName" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{- define "keras-serving.modelServerName" -}}
-{{- default "model-server" .Values.modelServer.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- include "common.selectorLabels" (dict "component" (include "common.component.gateway" .) "values" .Values.gateway "context" .) }}
 {{- end }}
 
 {{- define "keras-serving.modelServerFullname" -}}
-{{- if .Values.modelServer.fullnameOverride }}
-{{- .Values.modelServer.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name (include "keras-serving.modelServerName" .) | trunc 63 | trimSuffix "-" }}
-{{- end }}
+{{- include "common.fullname" (dict "component" (include "common.component.modelServer" .) "values" .Values.modelServer "context" .) }}
 {{- end }}
 
 {{- define "keras-serving.modelServerSelectorLabels" -}}
-app.kubernetes.io/name: {{ include "keras-serving.modelServerName" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+{{- include "common.selectorLabels" (dict "component" (include "common.component.modelServer" .) "values" .Values.modelServer "context" .) }}
+{{- end }}
+
+{{/* dns:/// makes the gateway's gRPC client resolve every model server pod behind the headless
+     Service and balance with round_robin, instead of pinning one connection to one pod. */}}
+{{- define "keras-serving.modelServerTarget" -}}
+{{- if .Values.gateway.config.modelServerTarget }}
+{{- .Values.gateway.config.modelServerTarget }}
+{{- else }}
+{{- $headless := include "common.headlessName" (dict "component" (include "common.component.modelServer" .) "values" .Values.modelServer "context" .) }}
+{{- printf "dns:///%s:%d" (include "common.serviceHost" (dict "name" $headless "context" .)) (.Values.modelServer.grpcPort | int64) }}
+{{- end }}
+{{- end }}
+
+{{/* The gateway Service's in-cluster URL (the `helm test` pod's target). */}}
+{{- define "keras-serving.gatewayURL" -}}
+{{- printf "http://%s:%d" (include "common.serviceHost" (dict "name" (include "keras-serving.gatewayFullname" .) "context" .)) (.Values.gateway.service.port | int64) }}
 {{- end }}
 
 {{/* The `helm test` pod's labels that the gateway NetworkPolicy admits: the release plus a
@@ -54,10 +48,5 @@ app.kubernetes.io/component: test
 {{/* The helm test pod runs the gateway image (it carries gateway.selftest), tagged like the
      gateway Deployment's. */}}
 {{- define "keras-serving.gatewayImage" -}}
-{{- $image := .Values.gateway.image }}
-{{- if $image.digest }}
-{{- printf "%s@%s" $image.repository $image.digest }}
-{{- else }}
-{{- printf "%s:%s" $image.repository (default .Chart.AppVersion $image.tag | toString) }}
-{{- end }}
+{{- include "common.image" (dict "image" .Values.gateway.image "tag" .Chart.AppVersion "global" .Values.global) }}
 {{- end }}

@@ -81,6 +81,17 @@ def container(deployment: dict, name: str) -> dict:
     raise AssertionError(f"no container {name} in {deployment['metadata']['name']}")
 
 
+def container_environment(objects: list[dict], deployment: dict, name: str) -> dict[str, str]:
+    """The environment the container starts with: its envFrom ConfigMaps in order (a later
+    source wins, as in Kubernetes), then its env entries with a literal value."""
+    spec = container(deployment, name)
+    env: dict[str, str] = {}
+    for source in spec.get("envFrom", []):
+        env.update(find(objects, "ConfigMap", source["configMapRef"]["name"]).get("data", {}))
+    env.update({e["name"]: e["value"] for e in spec.get("env", []) if "value" in e})
+    return env
+
+
 GATEWAY = f"{RELEASE}-gateway"
 MODEL_SERVER = f"{RELEASE}-model-server"
 

@@ -5,7 +5,8 @@ import pytest
 
 from gateway.settings import Settings
 
-from chart_render import GATEWAY, MODEL_SERVER, NAMESPACE, ROOT, container, find, pod_spec, render, render_error
+from chart_render import (GATEWAY, MODEL_SERVER, NAMESPACE, ROOT, container, container_environment, find,
+                          pod_spec, render, render_error)
 
 CI = ROOT / "ci"
 
@@ -16,8 +17,8 @@ def deployment(default_objects) -> dict:
 
 
 @pytest.fixture(scope="module")
-def environment(default_objects) -> dict:
-    return find(default_objects, "ConfigMap", GATEWAY)["data"]
+def environment(default_objects, deployment) -> dict:
+    return container_environment(default_objects, deployment, "gateway")
 
 
 def test_grpc_client_targets_the_headless_service_through_dns(environment, default_objects):
@@ -41,7 +42,7 @@ def test_environment_maps_every_gateway_setting():
         "gateway.config.fetchAllowedNetworks": "{10.0.0.0/8,192.168.1.0/24}",
         "gateway.config.fetchMaxBytes": 20971520, "gateway.config.threads": 16,
         "gateway.config.modelServerTarget": "tfs.example:8500"})
-    env = find(objects, "ConfigMap", GATEWAY)["data"]
+    env = container_environment(objects, find(objects, "Deployment", GATEWAY), "gateway")
     assert env["LABELS"] == "dress,hat,longsleeve,outwear,pants,shirt,shoes,shorts,skirt,t-shirt"
     assert env["FETCH_ALLOWED_NETWORKS"] == "10.0.0.0/8,192.168.1.0/24"
     assert env["FETCH_MAX_BYTES"] == "20971520"
@@ -87,7 +88,9 @@ def test_shutdown_grace_may_use_all_of_the_termination_grace_after_prestop():
 
 def test_container_reads_its_environment_and_rolls_when_it_changes(deployment):
     gateway = container(deployment, "gateway")
-    assert gateway["envFrom"] == [{"configMapRef": {"name": GATEWAY}}]
+    # Its own settings, then where the model server is (rendered by the umbrella chart).
+    assert gateway["envFrom"] == [{"configMapRef": {"name": GATEWAY}},
+                                  {"configMapRef": {"name": f"{GATEWAY}-model-server"}}]
     assert "checksum/config" in deployment["spec"]["template"]["metadata"]["annotations"]
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from chart_render import MODEL_SERVER, ROOT, container, find, pod_spec, render
+from chart_render import MODEL_SERVER, ROOT, container, find, pod_spec, render, render_error
 
 CI = ROOT / "ci"
 
@@ -26,20 +26,29 @@ def test_runs_tensorflow_model_server_with_tf_serving_flags(deployment):
     assert not [a for a in server["args"] if "batching" in a]
 
 
-def test_readiness_and_startup_probes_ask_whether_the_model_is_loaded(deployment):
+def test_readiness_and_startup_probes_ask_whether_the_pinned_version_is_loaded(deployment):
+    # /v1/models/<name> answers 200 in every version state; the metadata of one version only
+    # while that version is AVAILABLE.
     server = container(deployment, "model-server")
     for probe in ("startupProbe", "readinessProbe"):
-        assert server[probe]["httpGet"] == {"path": "/v1/models/clothing-model", "port": "http"}
+        assert server[probe]["httpGet"] == {"path": "/v1/models/clothing-model/versions/1/metadata", "port": "http"}
     startup = server["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 600, "big models need minutes"
     assert server["livenessProbe"]["tcpSocket"] == {"port": "grpc"}
 
 
 def test_rolls_out_without_losing_capacity(deployment):
-    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_drain_outlasts_every_gateway_connection(deployment):
+    # TF Serving ignores SIGTERM; gateways leave a stopping pod when their connection to it
+    # reaches its maximum age (30 s) plus grace (10 s), then re-resolve DNS.
     server = container(deployment, "model-server")
-    assert server["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
-    assert pod_spec(deployment)["terminationGracePeriodSeconds"] > 10
+    assert "--grpc_channel_arguments=grpc.max_connection_age_ms=30000,grpc.max_connection_age_grace_ms=10000" \
+        in server["args"]
+    assert server["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "50"]
+    assert pod_spec(deployment)["terminationGracePeriodSeconds"] >= 50
 
 
 def test_runs_hardened(deployment):
@@ -85,7 +94,9 @@ def test_url_source_downloads_and_verifies_the_archive():
         "--sha256", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         "--dest", "/models/clothing-model/2",
     ]
-    assert {"name": "models", "emptyDir": {"sizeLimit": "1Gi"}} in spec["volumes"]
+    # The archive is downloaded beside the version directory: room for both (2 x sizeLimit 1Gi).
+    assert {"name": "models", "emptyDir": {"sizeLimit": "2Gi"}} in spec["volumes"]
+    assert spec["containers"][0]["resources"]["requests"]["ephemeral-storage"] == "2Gi"
 
 
 def test_existing_pvc_source_mounts_the_claim_read_only_with_no_init_container():
@@ -105,17 +116,26 @@ def test_chart_created_pvc_is_kept_on_uninstall():
     assert {"name": "models", "persistentVolumeClaim": {"claimName": f"{MODEL_SERVER}-models", "readOnly": True}} in volumes
 
 
-def test_image_volume_is_used_only_where_kubernetes_supports_it():
+def test_image_volume_is_rendered_exactly_when_the_values_ask_for_it():
+    # An explicit value, whatever version the render assumes: `helm template` without
+    # --kube-version (GitOps tools) must not switch behaviour on Helm's default version.
     values = CI / "05-model-image-values.yaml"
     image = "registry.example.com/ml/clothing-model@sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945"
-    new = pod_spec(find(render(values, extra=("--kube-version", "1.33.0")), "Deployment", MODEL_SERVER))
-    assert "initContainers" not in new
-    assert {"name": "models", "image": {"reference": image, "pullPolicy": "IfNotPresent"}} in new["volumes"]
-    assert {"name": "models", "mountPath": "/models/clothing-model/4", "subPath": "model", "readOnly": True} \
-        in new["containers"][0]["volumeMounts"]
-    old = pod_spec(find(render(values, extra=("--kube-version", "1.32.0")), "Deployment", MODEL_SERVER))
-    assert old["initContainers"][0]["image"] == image
-    assert not [v for v in old["volumes"] if "image" in v]
+    for extra in ((), ("--kube-version", "1.33.0"), ("--kube-version", "1.36.0")):
+        on = pod_spec(find(render(values, sets={"global.model.source.image.useImageVolume": "true"}, extra=extra),
+                           "Deployment", MODEL_SERVER))
+        assert "initContainers" not in on
+        assert {"name": "models", "image": {"reference": image, "pullPolicy": "IfNotPresent"}} in on["volumes"]
+        assert {"name": "models", "mountPath": "/models/clothing-model/4", "subPath": "model", "readOnly": True} \
+            in on["containers"][0]["volumeMounts"]
+        off = pod_spec(find(render(values, extra=extra), "Deployment", MODEL_SERVER))
+        assert off["initContainers"][0]["image"] == image
+        assert not [v for v in off["volumes"] if "image" in v]
+
+
+def test_image_volume_on_a_cluster_without_the_field_fails_at_render():
+    stderr = render_error("--set", "global.model.source.image.useImageVolume=true", "--kube-version", "1.32.0")
+    assert "useImageVolume" in stderr and "1.33" in stderr
 
 
 def test_headless_service_publishes_every_ready_pod_for_grpc(default_objects):

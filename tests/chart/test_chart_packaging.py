@@ -1,6 +1,7 @@
 """The packaged chart holds chart files only, stays small, and loads each subchart once."""
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 import tarfile
@@ -14,6 +15,7 @@ MAX_PACKAGE_BYTES = 1024 * 1024
 ALLOWED_TOP_LEVEL = {"Chart.yaml", "Chart.lock", "values.yaml", "values.schema.json", "README.md",
                      "templates", "charts"}
 SUBCHARTS = {"gateway", "model-server"}
+LIBRARY = "common"  # the library chart; each subchart's charts/common links to charts/common
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,9 @@ def test_package_holds_only_chart_files(packaged_files):
 def test_package_contains_every_chart_file_in_the_repo(packaged_files):
     expected = {"Chart.yaml", "Chart.lock", "values.yaml", "values.schema.json", "README.md"}
     for folder in ("templates", "charts"):
-        expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / folder).rglob("*") if p.is_file()}
+        # Helm follows the subcharts' links to the library chart, so this walk does too.
+        for dirpath, _, files in os.walk(ROOT / folder, followlinks=True):
+            expected |= {(pathlib.Path(dirpath) / f).relative_to(ROOT).as_posix() for f in files}
     assert expected == set(packaged_files)
 
 
@@ -56,7 +60,22 @@ def test_package_stays_under_one_mebibyte(package):
 def test_subcharts_are_packaged_unpacked_and_only_once(packaged_files):
     assert not [n for n in packaged_files if n.startswith("charts/") and n.endswith(".tgz")]
     chart_files = [n for n in packaged_files if n.startswith("charts/") and n.endswith("/Chart.yaml")]
-    assert sorted(chart_files) == sorted(f"charts/{name}/Chart.yaml" for name in SUBCHARTS)
+    libraries = {f"charts/{LIBRARY}/Chart.yaml"} | {f"charts/{name}/charts/{LIBRARY}/Chart.yaml" for name in SUBCHARTS}
+    assert sorted(chart_files) == sorted({f"charts/{name}/Chart.yaml" for name in SUBCHARTS} | libraries)
+
+
+def test_every_copy_of_the_library_chart_is_the_same_chart(package):
+    # Each subchart carries the library so that it renders on its own; inside the umbrella the
+    # copies define the same templates, so which one Helm reads last cannot matter.
+    with tarfile.open(package) as tar:
+        copies = {}
+        for member in tar.getmembers():
+            parts = member.name.split(f"/{LIBRARY}/", 1)
+            if member.isfile() and len(parts) == 2 and parts[0].endswith("charts"):
+                copies.setdefault(parts[0], {})[parts[1]] = tar.extractfile(member).read()
+    assert len(copies) == 1 + len(SUBCHARTS)
+    first, *others = copies.values()
+    assert all(other == first for other in others)
 
 
 def test_each_subchart_renders_its_objects_exactly_once(default_objects):
@@ -70,7 +89,11 @@ def test_dependency_list_reports_every_subchart_present():
     # declared); "missing" or "wrong version" would mean Chart.yaml and charts/ disagree.
     proc = run_helm("dependency", "list", ".")
     rows = [line.split() for line in proc.stdout.splitlines()[1:] if line.strip()]
-    assert {row[0]: row[-1] for row in rows} == {name: "unpacked" for name in SUBCHARTS}
+    assert {row[0]: row[-1] for row in rows} == {name: "unpacked" for name in SUBCHARTS | {LIBRARY}}
+    for name in SUBCHARTS:
+        proc = run_helm("dependency", "list", f"charts/{name}")
+        rows = [line.split() for line in proc.stdout.splitlines()[1:] if line.strip()]
+        assert {row[0]: row[-1] for row in rows} == {LIBRARY: "unpacked"}
 
 
 def test_chart_lock_matches_chart_yaml_dependencies():

@@ -45,7 +45,8 @@ def test_scenario_renders_objects_valid_for_kubernetes(scenario, kube_version):
 
 
 def test_image_volume_renders_valid_for_kubernetes_1_35():
-    objects = render(ROOT / "ci" / "05-model-image-values.yaml", extra=("--kube-version", "1.35.0"))
+    objects = render(ROOT / "ci" / "05-model-image-values.yaml", sets={"global.model.source.image.useImageVolume": "true"},
+                     extra=("--kube-version", "1.35.0"))
     volumes = [v for o in objects if o["kind"] == "Deployment"
                for v in o["spec"]["template"]["spec"]["volumes"] if "image" in v]
     assert volumes, "the opt-in OCI image volume is not rendered on Kubernetes 1.35"

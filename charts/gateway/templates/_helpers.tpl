@@ -1,49 +1,18 @@
-{{/* Names are cut to 63 characters: Kubernetes names and label values allow no more. */}}
-{{- define "gateway.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/* <release>-<name>, with no "release contains name" shortcut, so the umbrella chart and the
-     other subchart can compute the same name. */}}
+{{/* The gateway's objects are named and labelled by charts/common, from the gateway's values. */}}
 {{- define "gateway.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name (include "gateway.name" .) | trunc 63 | trimSuffix "-" }}
-{{- end }}
+{{- include "common.fullname" (dict "component" (include "common.component.gateway" .) "values" .Values "context" .) }}
 {{- end }}
 
 {{- define "gateway.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "gateway.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+{{- include "common.selectorLabels" (dict "component" (include "common.component.gateway" .) "values" .Values "context" .) }}
 {{- end }}
 
 {{- define "gateway.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "gateway.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/component: gateway
-app.kubernetes.io/part-of: keras-serving
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- include "common.labels" (dict "component" (include "common.component.gateway" .) "values" .Values "context" .) }}
 {{- end }}
 
 {{- define "gateway.image" -}}
-{{- $image := .Values.image }}
-{{- if $image.digest }}
-{{- printf "%s@%s" $image.repository $image.digest }}
-{{- else }}
-{{- printf "%s:%s" $image.repository (default .Chart.AppVersion $image.tag | toString) }}
-{{- end }}
-{{- end }}
-
-{{/* dns:/// makes the gateway's gRPC client resolve every model server pod behind the headless
-     Service and balance with round_robin, instead of pinning one connection to one pod. */}}
-{{- define "gateway.modelServerTarget" -}}
-{{- if .Values.config.modelServerTarget }}
-{{- .Values.config.modelServerTarget }}
-{{- else }}
-{{- printf "dns:///%s-model-server-headless.%s.svc.cluster.local:8500" .Release.Name .Release.Namespace }}
-{{- end }}
+{{- include "common.image" (dict "image" .Values.image "tag" .Chart.AppVersion "global" .Values.global) }}
 {{- end }}
 
 {{/* SIGTERM comes only after the preStop sleep, and the kubelet kills the container when
@@ -56,4 +25,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if gt $grace (subf $termination $preStop) }}
 {{- fail (printf "gateway.config.shutdownGraceSeconds (%v) must be at most gateway.terminationGracePeriodSeconds (%v) - gateway.preStopSleepSeconds (%v) = %v: the kubelet kills the gateway when the grace period ends, cutting its drain short. Lower shutdownGraceSeconds or preStopSleepSeconds, or raise terminationGracePeriodSeconds." $grace $termination $preStop (subf $termination $preStop)) }}
 {{- end }}
+{{- end }}
+
+{{- define "gateway.modelServerTargetConfigMap" -}}
+{{- include "common.modelServerTargetConfigMap" (dict "component" (include "common.component.gateway" .) "values" .Values "context" .) }}
+{{- end }}
+
+{{/* Inside the keras-serving umbrella chart (a subchart's templates live under charts/), the
+     umbrella renders the model server target from the model server's own values. */}}
+{{- define "gateway.inUmbrella" -}}
+{{- if contains "/charts/" .Template.BasePath }}true{{ end }}
+{{- end }}
+
+{{/* A list of numbers as "80,443" (never "80.0" or "8e+01"). */}}
+{{- define "gateway.intList" -}}
+{{- $out := list }}
+{{- range . }}{{ $out = append $out (int64 . | toString) }}{{ end }}
+{{- join "," $out }}
 {{- end }}

@@ -2,32 +2,41 @@
 How the SavedModel reaches /models/<name>/<version>/ (global.model.source.type). Only the pinned
 version is ever visible to TF Serving, so its default "serve the highest version" policy serves
 exactly global.model.version, and a version change alters the pod template (Kubernetes rolls it).
-  image: the model image's own loader copies /model into an emptyDir (init container), or, opt-in
-         on Kubernetes >= 1.33, the image is mounted directly as an OCI image volume;
-  url:   the model-loader downloads the .tar.gz, checks its sha256, unpacks into an emptyDir;
+  image: the model image's own loader copies /model into an emptyDir (init container), or, when
+         useImageVolume is true (Kubernetes >= 1.35, or 1.33-1.34 with the ImageVolume feature
+         gate on), the image is mounted directly as an OCI image volume;
+  url:   the model-loader downloads the .tar.gz beside the version directory, checks its sha256,
+         unpacks it there (the emptyDir holds archive + model at once);
   pvc:   the claim's <name>/<version> folder is mounted read-only (subPath).
 */}}
+{{/* An explicit value, never the render's guess of the cluster's version: `helm template`
+     without --kube-version (GitOps tools) assumes Helm's own default version. */}}
 {{- define "model-server.useImageVolume" -}}
 {{- $source := .Values.global.model.source }}
-{{- if and (eq $source.type "image") $source.image.useImageVolume (semverCompare ">=1.33.0-0" .Capabilities.KubeVersion.Version) }}true{{ end }}
+{{- if and (eq $source.type "image") $source.image.useImageVolume }}true{{ end }}
+{{- end }}
+
+{{/* What the model emptyDir may hold: the model (sizeLimit), or in the url mode the archive
+     and the unpacked model together (twice sizeLimit). Empty for the pvc source. */}}
+{{- define "model-server.modelStorage" -}}
+{{- $source := .Values.global.model.source }}
+{{- if and (ne $source.type "pvc") (not (include "model-server.useImageVolume" .)) }}
+{{- $size := toString $source.sizeLimit }}
+{{- if eq $source.type "url" }}
+{{- $parts := regexFindAll "^[0-9.]+|[A-Za-z]+$" $size -1 }}
+{{- printf "%s%s" (include "common.number" (mulf (first $parts | float64) 2)) (rest $parts | join "") }}
+{{- else }}
+{{- $size }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "model-server.modelImage" -}}
-{{- $image := .Values.global.model.source.image }}
-{{- if $image.digest }}
-{{- printf "%s@%s" $image.repository $image.digest }}
-{{- else }}
-{{- printf "%s:%s" $image.repository (default (toString .Values.global.model.version) (toString $image.tag)) }}
-{{- end }}
+{{- include "common.image" (dict "image" .Values.global.model.source.image "tag" (include "model-server.version" .) "global" .Values.global) }}
 {{- end }}
 
 {{- define "model-server.loaderImage" -}}
-{{- $image := .Values.global.loaderImage }}
-{{- if $image.digest }}
-{{- printf "%s@%s" $image.repository $image.digest }}
-{{- else }}
-{{- printf "%s:%s" $image.repository (toString $image.tag) }}
-{{- end }}
+{{- include "common.image" (dict "image" .Values.global.loaderImage "tag" "" "global" .Values.global) }}
 {{- end }}
 
 {{- define "model-server.pvcName" -}}
@@ -64,7 +73,7 @@ exactly global.model.version, and a version change alters the pod template (Kube
 {{- if eq $source.type "pvc" }}
 - name: models
   mountPath: {{ include "model-server.modelDir" . }}
-  subPath: {{ printf "%s/%s" .Values.global.model.name (toString .Values.global.model.version) }}
+  subPath: {{ printf "%s/%s" .Values.global.model.name (include "model-server.version" .) }}
   readOnly: true
 {{- else if include "model-server.useImageVolume" . }}
 - name: models
@@ -93,6 +102,6 @@ exactly global.model.version, and a version change alters the pod template (Kube
 {{- else }}
 - name: models
   emptyDir:
-    sizeLimit: {{ $source.sizeLimit }}
+    sizeLimit: {{ include "model-server.modelStorage" . }}
 {{- end }}
 {{- end }}
