@@ -51,6 +51,8 @@ def test_url_input_returns_the_seed_shape(gateway, image_server, model_server, s
     assert list(scores) == [f"class_{i}" for i in range(10)]  # no LABELS, no labels output
     np.testing.assert_allclose(list(scores.values()), expected_scores(sample_jpeg, model_server.model), rtol=1e-4, atol=1e-5)
     assert response.headers["X-Request-ID"]
+    # The version that answered (the PredictResponse's model_spec), for rollouts to observe.
+    assert response.headers["X-Model-Version"] == str(model_server.model.version)
 
 
 def test_request_carries_the_discovered_names_as_tensor_content(gateway, model_server, sample_jpeg):

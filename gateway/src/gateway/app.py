@@ -77,7 +77,10 @@ def create_app(settings: Settings, model_client: ModelClient | None = None, star
     @app.post("/predict")
     def predict():
         image, top_k = _read_input(fetcher, metrics)
-        return classifier.classify(image, top_k)
+        scores, version = classifier.classify(image, top_k)
+        # The body keeps the lesson's shape ({label: score}); the version that answered goes in a
+        # header, so clients and rollouts can tell which model version served each request.
+        return scores, {"X-Model-Version": str(version)}
 
     @app.get("/healthz")
     def healthz():

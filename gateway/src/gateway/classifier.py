@@ -23,11 +23,12 @@ class Classifier:
         self.model = model
         self.metrics = metrics
 
-    def classify(self, image: bytes, top_k: int | None = None) -> dict[str, float]:
+    def classify(self, image: bytes, top_k: int | None = None) -> tuple[dict[str, float], int]:
+        """`{label: score}` and the model version that answered."""
         sniff_format(image)  # refuse non-images before asking the model server anything
         signature = self.model.signature()
         try:
-            scores, model_labels = self._predict(signature, image)
+            scores, model_labels, version = self._predict(signature, image)
         except GatewayError as error:
             if error.code not in ("model_rejected_input", "model_bad_response"):
                 raise
@@ -36,11 +37,11 @@ class Classifier:
             fresh = self.model.refresh_signature()
             if fresh == signature:
                 raise
-            scores, model_labels = self._predict(fresh, image)
+            scores, model_labels, version = self._predict(fresh, image)
         labels = self._labels(len(scores), model_labels)
         if self.settings.apply_softmax:
             scores = softmax(scores)
-        return top_scores(labels, scores, top_k)
+        return top_scores(labels, scores, top_k), version
 
     def _predict(self, signature: ModelSignature, image: bytes):
         with self.metrics.stage("decode"):

@@ -133,8 +133,9 @@ class ModelClient:
         self.channel.close()
 
     # ---- inference -------------------------------------------------------------------------
-    def predict(self, signature: ModelSignature, batch: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
-        """Scores `[N]` of the first batch item and the model's labels (when it carries them)."""
+    def predict(self, signature: ModelSignature, batch: np.ndarray) -> tuple[np.ndarray, list[str] | None, int]:
+        """Scores `[N]` of the first batch item, the model's labels (when it carries them) and the
+        model version that answered."""
         wants_labels = signature.labels_output is not None and not self.settings.labels
         outputs = [signature.scores_output] + ([signature.labels_output] if wants_labels else [])
         request = encode_predict_request(self.settings.model_name, self.settings.model_signature,
@@ -152,7 +153,7 @@ class ModelClient:
             raise GatewayError(502, "model_bad_response", f"model response cannot be read: {error}") from None
         if scores.ndim == 0 or scores.shape[0] != 1:
             raise GatewayError(502, "model_bad_response", f"scores output has shape {list(scores.shape)}, expected [1, N]")
-        return scores.reshape(1, -1)[0].astype(np.float64), labels
+        return scores.reshape(1, -1)[0].astype(np.float64), labels, int(response.model_spec.version.value)
 
 
 def parse_signature(response: get_model_metadata_pb2.GetModelMetadataResponse, settings: Settings) -> ModelSignature:

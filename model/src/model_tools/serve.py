@@ -22,7 +22,7 @@ IGNORED_FLAGS = (
     "enable_batching", "batching_parameters_file", "allow_version_labels_for_unavailable_models",
     "tensorflow_session_parallelism", "tensorflow_intra_op_parallelism",
     "tensorflow_inter_op_parallelism", "rest_api_num_threads", "rest_api_timeout_in_ms",
-    "grpc_channel_arguments", "grpc_max_threads", "enable_signature_method_name_check",
+    "grpc_max_threads", "enable_signature_method_name_check",
     "model_config_file_poll_wait_seconds", "platform_config_file", "per_process_gpu_memory_fraction",
     "saved_model_tags", "xla_cpu_compilation_enabled", "num_load_threads", "num_unload_threads",
     "max_num_load_retries", "load_retry_interval_micros", "ssl_config_file", "grpc_socket_path",
@@ -58,9 +58,28 @@ def add_arguments(parser):
     parser.add_argument("--enable_model_warmup", type=_bool, nargs="?", const=True, default=True,
                         help="replay assets.extra/tf_serving_warmup_requests before serving")
     parser.add_argument("--grpc_workers", type=int, default=16, help="gRPC handler threads")
+    parser.add_argument("--grpc_channel_arguments", type=parse_channel_arguments, default=(),
+                        help="gRPC server arguments as TF Serving takes them: key=value,key=value "
+                        "(e.g. grpc.max_connection_age_ms=30000)")
+    parser.add_argument("--on_sigterm", choices=("exit", "ignore"), default="exit",
+                        help="not a TF Serving flag: 'ignore' behaves like TF Serving, which "
+                        "ignores SIGTERM and serves until it is killed (tensorflow/serving#1853)")
     parser.add_argument("--log_level", default="INFO")
     for flag in IGNORED_FLAGS:
         parser.add_argument(f"--{flag}", nargs="?", const="true", help=argparse.SUPPRESS)
+
+
+def parse_channel_arguments(text: str) -> tuple[tuple[str, int | str], ...]:
+    """TF Serving's --grpc_channel_arguments: comma-separated key=value pairs, integer values as
+    integers (grpc.max_connection_age_ms=30000), anything else as text."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected key=value, got {item!r}")
+        value = value.strip()
+        pairs.append((key.strip(), int(value) if value.lstrip("-").isdigit() else value))
+    return tuple(pairs)
 
 
 def read_model_configs(args):
@@ -115,7 +134,12 @@ def run(args, extra_flags=()) -> int:
     prometheus_path = read_prometheus_path(args.monitoring_config_file)
 
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    if args.on_sigterm == "ignore":
+        # What TF Serving does: the kubelet's SIGTERM changes nothing, SIGKILL ends the process
+        # when terminationGracePeriodSeconds run out (the chart's drain is built for that).
+        signal.signal(signal.SIGTERM, lambda *_: log.info("SIGTERM ignored (--on_sigterm=ignore)"))
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
 
     from model_tools.model_manager import ModelManager
@@ -132,7 +156,7 @@ def run(args, extra_flags=()) -> int:
     grpc_server, rest_server, rest_port = None, None, 0
     try:
         grpc_server, grpc_port = start_grpc(manager, metrics, args.host, args.port,
-                                            args.grpc_workers)
+                                            args.grpc_workers, args.grpc_channel_arguments)
         log.info("Running gRPC ModelServer at %s:%d ...", args.host, grpc_port)
         if args.rest_api_port:
             rest_server, rest_port = start_rest(manager, metrics, args.host, args.rest_api_port,

@@ -109,13 +109,14 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                       "model serve does not reload its model config over gRPC")
 
 
-def start_grpc(manager, metrics, host: str, port: int, max_workers: int = 16):
-    """Start the gRPC server; returns (server, bound port)."""
+def start_grpc(manager, metrics, host: str, port: int, max_workers: int = 16, channel_arguments=()):
+    """Start the gRPC server; returns (server, bound port). `channel_arguments` are gRPC core
+    server arguments (TF Serving's --grpc_channel_arguments), e.g. grpc.max_connection_age_ms."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", 2**31 - 1),
                  ("grpc.max_send_message_length", 2**31 - 1),
-                 ("grpc.so_reuseport", 0)])
+                 ("grpc.so_reuseport", 0), *channel_arguments])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(manager, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), server)
