@@ -163,6 +163,20 @@ def test_copy_replaces_atomically(converted, tmp_path):
     assert _tree(dest) == _tree(converted["float32"])
 
 
+def test_model_image_refuses_to_serve_its_version_under_another_number(converted, tmp_path, capsys, monkeypatch):
+    # A model image built for version 1 (MODEL_DEST) asked for version 2: the chart's version
+    # bump with the image tag left pinned. Nothing is copied, the message names both versions.
+    monkeypatch.setenv("MODEL_DEST", "/models/tiny/1")
+    dest = tmp_path / "models" / "tiny" / "2"
+    assert loader.main(["copy", "--src", str(converted["float32"]), "--dest", str(dest)]) == 1
+    err = capsys.readouterr().err
+    assert "holds tiny version 1" in err and "version 2 was asked for" in err
+    assert not dest.exists()
+    same = tmp_path / "models" / "tiny" / "1"
+    assert loader.main(["copy", "--src", str(converted["float32"]), "--dest", str(same)]) == 0
+    assert _tree(same) == _tree(converted["float32"])
+
+
 def test_loader_runs_without_tensorflow_or_numpy():
     code = ("import sys, model_tools.loader; "
             "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'numpy', 'keras')]; "

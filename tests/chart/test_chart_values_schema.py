@@ -48,6 +48,21 @@ BAD_VALUES = [
                  "/gateway/config/fetchAllowedPorts/1': maximum", id="fetch port above 65535"),
     pytest.param(["--set", "gateway.config.shutdownGraceSeconds=-1"],
                  "/gateway/config/shutdownGraceSeconds': minimum", id="negative shutdown grace"),
+    # `tag: 2.20` in a values file is the number 2.2: a tag must be written as a string.
+    pytest.param(["--set-json", "modelServer.image.tag=2.20"], "/modelServer/image/tag': got number, want string",
+                 id="image tag as a number"),
+    pytest.param(["--set-json", "global.loaderImage.tag=1"], "/global/loaderImage/tag': got number, want string",
+                 id="loader tag as a number"),
+    pytest.param(["--set", "modelServer.resources.limits.memory=2 Gi"], "/modelServer/resources/limits/memory'",
+                 id="memory that is not a Kubernetes quantity"),
+    pytest.param(["--set", "gateway.resources.requests.cpu=lots"], "/gateway/resources/requests/cpu'",
+                 id="cpu that is not a Kubernetes quantity"),
+    pytest.param(["--set", "global.model.source.sizeLimit=2GB"], "/global/model/source/sizeLimit'",
+                 id="size in units Kubernetes does not know"),
+    pytest.param(["--set-json", 'global.imagePullSecrets=[{"nam": "x"}]'], "/global/imagePullSecrets/0'",
+                 id="pull secret reference without a name"),
+    pytest.param(["--set", "global.clusterDomain=Cluster.Local"], "/global/clusterDomain'",
+                 id="cluster domain that is not a DNS name"),
 ]
 
 
@@ -69,6 +84,31 @@ def test_resources_accept_extended_resources_and_percent_pdb():
     objects = render(sets={"modelServer.resources.limits.ephemeral-storage": "1Gi",
                            "gateway.pdb.maxUnavailable": "50%"})
     assert any(o["kind"] == "PodDisruptionBudget" for o in objects)
+
+
+@pytest.mark.parametrize("secrets", [["regcred"], [{"name": "regcred"}]], ids=["names", "references"])
+def test_image_pull_secrets_are_names_or_references(secrets):
+    import json
+
+    objects = render(extra=("--set-json", f"global.imagePullSecrets={json.dumps(secrets)}"))
+    pods = [o["spec"]["template"]["spec"] for o in objects if o["kind"] == "Deployment"]
+    pods += [o["spec"] for o in objects if o["kind"] == "Pod"]
+    assert pods and all(spec["imagePullSecrets"] == [{"name": "regcred"}] for spec in pods)
+
+
+def test_security_contexts_accept_every_kubernetes_field():
+    objects = render(extra=("--set-json", 'global.podSecurityContext.supplementalGroups=[2000]',
+                            "--set-json", 'global.containerSecurityContext.appArmorProfile={"type": "RuntimeDefault"}',
+                            "--set", "global.podSecurityContext.fsGroupChangePolicy=OnRootMismatch"))
+    spec = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert spec["securityContext"]["supplementalGroups"] == [2000]
+    assert spec["containers"][0]["securityContext"]["appArmorProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_image_tags_written_as_strings_are_kept_exactly():
+    objects = render(extra=("--set-json", 'modelServer.image.tag="2.20"'))
+    server = next(o for o in objects if o["kind"] == "Deployment" and "model-server" in o["metadata"]["name"])
+    assert server["spec"]["template"]["spec"]["containers"][0]["image"] == "tensorflow/serving:2.20"
 
 
 @pytest.fixture(scope="module")

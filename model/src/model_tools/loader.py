@@ -162,7 +162,22 @@ def fetch(url: str, sha256: str, dest: pathlib.Path, *, max_bytes: int, timeout:
     return f"installed {url} (sha256 {sha256}) at {dest}"
 
 
-def copy(src: pathlib.Path, dest: pathlib.Path) -> str:
+def check_image_version(built_for: str | None, dest: pathlib.Path) -> None:
+    """A model image knows the version it holds (MODEL_DEST=/models/<name>/<version>, set when it
+    was built). Copying it in under another version would serve its bytes under a number they are
+    not: refuse, naming both (e.g. a version bump with the image tag or digest left pinned)."""
+    if not built_for:
+        return
+    built = pathlib.PurePosixPath(built_for)
+    if (built.parent.name, built.name) != (dest.parent.name, dest.name):
+        raise LoaderError(
+            f"this model image holds {built.parent.name} version {built.name}, but {dest.parent.name} "
+            f"version {dest.name} was asked for: build and push a model image of version {dest.name}, "
+            f"or point global.model.source.image at it (its tag or digest still names version {built.name})")
+
+
+def copy(src: pathlib.Path, dest: pathlib.Path, built_for: str | None = None) -> str:
+    check_image_version(built_for, dest)
     if not (src / "saved_model.pb").is_file():
         raise LoaderError(f"{src}: no saved_model.pb (expected one SavedModel version directory)")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             message = fetch(args.url, args.sha256, pathlib.Path(args.dest),
                             max_bytes=args.max_bytes, timeout=args.timeout, retries=args.retries)
         else:
-            message = copy(pathlib.Path(args.src), pathlib.Path(args.dest))
+            message = copy(pathlib.Path(args.src), pathlib.Path(args.dest), os.environ.get("MODEL_DEST"))
     except LoaderError as exc:
         print(f"model-loader: error: {exc}", file=sys.stderr)
         return 1
