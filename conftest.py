@@ -13,10 +13,11 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent
-TIERS = ("unit", "chart", "integration", "containers")
+TIERS = ("unit", "chart", "integration", "containers", "cluster")
 _FOLDER_TIERS = {
     "tests/chart": "chart",
     "tests/containers": "containers",
+    "tests/cluster": "cluster",
     "tests/e2e": "integration",
     "tests/reliability": "integration",
 }

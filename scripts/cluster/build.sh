@@ -3,7 +3,8 @@
 # folder keyed by the inputs (so a second run, or a fresh clone on the same machine, builds
 # nothing). Prints the folder on its last line:
 #   <cache>/bin-<key>/   kube (multi-call: etcd, kube-apiserver, ..., coredns, metrics-server)
-#                        and a symlink per component; traefik; images/*.tar (pause, busybox)
+#                        and a symlink per component; traefik; kube-router; local-path-provisioner;
+#                        images/*.tar (pause, busybox)
 # Go's own build and module caches (GOCACHE, GOMODCACHE) make a changed input cheap to rebuild.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -14,7 +15,8 @@ command -v gcc >/dev/null || die "gcc is missing (apt-get install gcc libc6-dev)
 
 k8s_version=$(cd "$ROOT/cluster/kube" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
 key=$( { go version; echo "$k8s_version"; cat "$0" "$ROOT"/cluster/kube/go.* "$ROOT"/cluster/kube/*.go \
-          "$ROOT"/cluster/traefik/go.* "$ROOT"/cluster/images/* \
+          "$ROOT"/cluster/traefik/go.* "$ROOT"/cluster/kube-router/go.* \
+          "$ROOT"/cluster/local-path-provisioner/go.* "$ROOT"/cluster/images/* \
           "$ROOT/cluster/cluster.env"; } | sha256sum | cut -c1-16)
 out=$KS_CLUSTER_CACHE/bin-$key
 if [ -f "$out/.complete" ]; then
@@ -47,6 +49,14 @@ say "building traefik" >&2
 (cd "$ROOT/cluster/traefik" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/traefik" \
   github.com/traefik/traefik/v3/cmd/traefik) >&2
 
+say "building kube-router" >&2
+(cd "$ROOT/cluster/kube-router" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/kube-router" \
+  github.com/cloudnativelabs/kube-router/v2/cmd/kube-router) >&2
+
+say "building local-path-provisioner" >&2
+(cd "$ROOT/cluster/local-path-provisioner" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
+  -o "$work/local-path-provisioner" github.com/rancher/local-path-provisioner) >&2
+
 say "building the cluster's images" >&2
 gcc -static -Os -s -o "$work/pause" "$ROOT/cluster/images/pause.c"
 python3 "$ROOT/cluster/images/archive_image.py" --tag "$KS_PAUSE_IMAGE" --out "$work/images/pause.tar" \
@@ -56,7 +66,7 @@ busybox=/bin/busybox
 file -L "$busybox" 2>/dev/null | grep -q 'statically linked' || ldd "$busybox" 2>&1 | grep -q 'not a dynamic' \
   || die "$busybox is not statically linked (apt-get install busybox-static)"
 links=()
-for applet in sh mkdir rm rmdir chmod ls cat sleep; do links+=(--link "/bin/busybox:/bin/$applet"); done
+for applet in sh mkdir rm rmdir chmod ls cat sleep nc wget; do links+=(--link "/bin/busybox:/bin/$applet"); done
 python3 "$ROOT/cluster/images/archive_image.py" --tag "$KS_BUSYBOX_IMAGE" --out "$work/images/busybox.tar" \
   --file "$busybox:/bin/busybox:755" "${links[@]}" --cmd /bin/sh
 rm -f "$work/pause"

@@ -165,6 +165,7 @@ start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$STATE/kube-scheduler.k
 sed -e "s|@NODE_IP@|$node_ip|g" -e "s|@DNS_IP@|$KS_DNS_SERVICE_IP|g" \
   -e "s|@METRICS_PORT@|$KS_METRICS_SERVER_PORT|g" -e "s|@INGRESS_CLASS@|$KS_INGRESS_CLASS|g" \
   -e "s|@STORAGE_CLASS@|$KS_STORAGE_CLASS|g" -e "s|@CA_BUNDLE@|$(base64 -w0 <"$PKI/ca.crt")|g" \
+  -e "s|@LOCAL_PATH_DIR@|$STATE/local-path|g" -e "s|@BUSYBOX_IMAGE@|$KS_BUSYBOX_IMAGE|g" \
   "$ROOT"/cluster/manifests/*.yaml | kubectl apply --server-side --force-conflicts -f - >"$LOGS/manifests.log"
 
 # ---- the node ----------------------------------------------------------------------------------
@@ -240,13 +241,28 @@ start traefik "$bin/traefik" --global.checkNewVersion=false --global.sendAnonymo
   --providers.kubernetesIngress.certAuthFilePath="$PKI/ca.crt" \
   --providers.kubernetesIngress.ingressEndpoint.ip="$node_ip" --log.level=INFO --accessLog=false
 
-# ---- ready -------------------------------------------------------------------------------------
+# NetworkPolicy: kube-router's firewall only (the bridge plugin routes, kube-proxy proxies). It
+# finds its node by name: start it once the kubelet has registered the node.
 node_ready() { kubectl get node "$KS_NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True; }
 wait_for kubelet 180 node_ready
+start kube-router "$bin/kube-router" --kubeconfig "$STATE/kube-router.kubeconfig" \
+  --hostname-override "$KS_NODE_NAME" --run-firewall=true --run-router=false --run-service-proxy=false \
+  --enable-cni=false --enable-ipv6=false --metrics-port 0 --health-port 20244
+
+# Dynamic volumes (StorageClass KS_STORAGE_CLASS): a directory under the state folder per claim.
+mkdir -p "$STATE/local-path"
+start local-path-provisioner "$bin/local-path-provisioner" --debug start --namespace local-path-storage \
+  --kubeconfig "$STATE/local-path-provisioner.kubeconfig" --configmap-name local-path-config \
+  --helper-image "$KS_BUSYBOX_IMAGE" --service-account-name local-path-provisioner-service-account \
+  --provisioner-name rancher.io/local-path
+
+# ---- ready -------------------------------------------------------------------------------------
 wait_for coredns 60 curl -sf http://127.0.0.1:18181/ready
 wait_for traefik 60 curl -sf http://127.0.0.1:18082/ping
 wait_for metrics-server 120 kubectl get --raw /apis/metrics.k8s.io/v1beta1/nodes
-cat >"$STATE/timings.env" <<EOF
+wait_for kube-router 60 curl -sf http://127.0.0.1:20244/healthz
+# The figures of the up that started the cluster (a later up of a running cluster keeps them).
+[ -f "$STATE/timings.env" ] || cat >"$STATE/timings.env" <<EOF
 KS_CLUSTER_BUILD_SECONDS=$build_seconds
 KS_CLUSTER_UP_SECONDS=$((SECONDS - started))
 EOF

@@ -99,6 +99,12 @@ def test_url_source_downloads_and_verifies_the_archive():
     assert spec["containers"][0]["resources"]["requests"]["ephemeral-storage"] == "2Gi"
 
 
+def test_loader_failures_show_in_the_pod_status():
+    # `kubectl describe pod` shows "checksum mismatch ..." instead of a bare exit code.
+    spec = pod_spec(find(render(CI / "04-url-download-values.yaml"), "Deployment", MODEL_SERVER))
+    assert spec["initContainers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
 def test_existing_pvc_source_mounts_the_claim_read_only_with_no_init_container():
     objects = render(CI / "03-existing-pvc-values.yaml")
     spec = pod_spec(find(objects, "Deployment", MODEL_SERVER))

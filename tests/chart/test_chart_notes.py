@@ -24,3 +24,19 @@ def test_with_tls_ingress_notes_curl_the_https_host():
 
 def test_notes_show_the_one_flag_model_upgrade():
     assert "helm upgrade serving . -n ml --reuse-values --set global.model.version=<N>" in notes()
+
+
+def test_url_source_notes_warn_that_a_version_bump_needs_the_new_archive():
+    text = notes("--values", str(ROOT / "ci" / "04-url-download-values.yaml"))
+    assert "version 2 (url source)" in text
+    assert "give the new version's url and sha256 in the same upgrade" in text
+
+
+def test_pinned_model_image_notes_warn_that_a_version_bump_needs_the_new_image():
+    text = notes("--values", str(ROOT / "ci" / "05-model-image-values.yaml"))
+    assert "The model image is pinned (sha256:4f53cda18c2b" in text
+    assert "url and sha256" not in notes()
+
+
+def test_timestamp_version_shows_as_digits_in_the_notes():
+    assert 'version 1700000000 (image source)' in notes("--set-json", "global.model.version=1700000000")

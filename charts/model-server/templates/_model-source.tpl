@@ -56,6 +56,9 @@ exactly global.model.version, and a version change alters the pod template (Kube
   imagePullPolicy: {{ $source.image.pullPolicy }}
   args: ["copy", "--src", "/model", "--dest", {{ include "model-server.modelDir" . | quote }}]
   {{- end }}
+  # A failed download or checksum shows in `kubectl describe pod` / the pod's status as the
+  # loader's last log lines, not just an exit code.
+  terminationMessagePolicy: FallbackToLogsOnError
   resources:
     {{- toYaml .Values.loaderResources | nindent 4 }}
   securityContext:
