@@ -35,7 +35,7 @@ system: ## install the Debian packages the container tier and benchmarks need (d
 demo: venv ## run the whole stack locally on the bundled demo model and classify a sample image
 	scripts/demo.sh
 
-test: venv tools system ## run every test tier (unit, chart, integration, containers)
+test: venv tools system ## run every test tier (unit, chart, integration, containers, cluster)
 	$(PYTEST)
 
 # ---- single tiers ----------------------------------------------------------------------------
@@ -48,7 +48,7 @@ test-integration: venv ## gateway <-> real gRPC model server
 	$(PYTEST) -m integration
 test-containers: venv tools system ## Docker images, container e2e, podman kube play of the chart
 	$(PYTEST) -m containers
-test-cluster: venv tools ## the cluster tier against kubectl's context (make cluster-up's cluster by default)
+test-cluster: venv tools system ## the cluster tier: make cluster-up's cluster (started if needed), or KS_CLUSTER=current
 	$(PYTEST) -m cluster
 
 # ---- the test cluster: a single-node Kubernetes built here from Go modules + Debian packages ---

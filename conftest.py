@@ -50,6 +50,9 @@ def pytest_collection_modifyitems(config, items):
         if not item.get_closest_marker(tier):
             item.add_marker(getattr(pytest.mark, tier))
         _tier_of[item.nodeid] = tier
+    # The cluster tier last: it reuses the images the container tier built, and the cluster it
+    # starts (stopped at the end of the session) does not load the machine during other tiers.
+    items.sort(key=lambda item: _tier_of[item.nodeid] == "cluster")
 
 
 def pytest_runtest_logreport(report):

@@ -27,9 +27,10 @@ node_ip() {
   ip -4 -o addr show dev "$dev" | awk '{split($4, a, "/"); print a[1]; exit}'
 }
 
-pid_alive() {  # pid_alive NAME: the process we started as NAME still runs
+pid_alive() {  # pid_alive NAME: the process we started as NAME still runs (not a reused pid)
   local pid
   [ -f "$RUN/$1.pid" ] || return 1
   pid=$(cat "$RUN/$1.pid")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE "$STATE|$KS_CLUSTER_CACHE"
 }

@@ -24,6 +24,12 @@ bin=$("$ROOT/scripts/cluster/build.sh" | tail -n 1)
 build_seconds=$((SECONDS - started))
 node_ip=$(node_ip)
 [ -n "$node_ip" ] || die "no IPv4 address on the default route's interface"
+# State left by a cluster whose processes were killed without `down` (a machine handed on, a
+# stopped session): clean it up first, or etcd and the kubelet would bring the old pods back.
+if [ -d "$STATE" ] && ! pid_alive etcd; then
+  say "cleaning up the state of a cluster that was not stopped with make cluster-down"
+  "$ROOT/scripts/cluster/down.sh" >&2
+fi
 mkdir -p "$STATE" "$LOGS" "$RUN"
 exec 8>"$STATE/up.lock"
 flock -w 600 8 || die "another cluster-up holds $STATE/up.lock"
