@@ -50,3 +50,8 @@ app.kubernetes.io/component: test
 {{- define "keras-serving.gatewayImage" -}}
 {{- include "common.image" (dict "image" .Values.gateway.image "tag" .Chart.AppVersion "global" .Values.global) }}
 {{- end }}
+
+{{/* The path prefix the Ingress routes to the gateway ("" for ingress.path "/"). */}}
+{{- define "keras-serving.ingressPrefix" -}}
+{{- if .Values.ingress.enabled }}{{ trimSuffix "/" .Values.ingress.path }}{{ end }}
+{{- end }}

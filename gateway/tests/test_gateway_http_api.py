@@ -65,3 +65,16 @@ def test_request_id_is_echoed_or_generated(client):
 def test_healthz_does_not_need_the_model(client):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_url_prefix_serves_the_api_under_it_and_keeps_the_bare_paths():
+    app = create_app(Settings(tf_serving_host="127.0.0.1:1", url_prefix="/clothes"), start_refresh=False)
+    try:
+        client = app.test_client()
+        assert client.get("/clothes/healthz").status_code == 200
+        assert client.get("/healthz").status_code == 200  # probes use the bare path
+        # Routed to /predict: it fails validation like any /predict, not with a 404.
+        assert_error(client.post("/clothes/predict", json={}), 400, "invalid_request")
+        assert_error(client.get("/clothesx/healthz"), 404, "not_found")
+    finally:
+        app.extensions["gateway"]["model"].close()

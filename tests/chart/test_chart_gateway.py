@@ -88,9 +88,9 @@ def test_shutdown_grace_may_use_all_of_the_termination_grace_after_prestop():
 
 def test_container_reads_its_environment_and_rolls_when_it_changes(deployment):
     gateway = container(deployment, "gateway")
-    # Its own settings, then where the model server is (rendered by the umbrella chart).
+    # Its own settings, then those from the rest of the release (rendered by the umbrella chart).
     assert gateway["envFrom"] == [{"configMapRef": {"name": GATEWAY}},
-                                  {"configMapRef": {"name": f"{GATEWAY}-model-server"}}]
+                                  {"configMapRef": {"name": f"{GATEWAY}-wiring"}}]
     assert "checksum/config" in deployment["spec"]["template"]["metadata"]["annotations"]
 
 

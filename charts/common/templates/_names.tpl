@@ -66,9 +66,10 @@ app.kubernetes.io/managed-by: {{ .context.Release.Service }}
 {{- printf "%s.%s.svc.%s" .name .context.Release.Namespace (.context.Values.global.clusterDomain | default "cluster.local") }}
 {{- end }}
 
-{{/* The ConfigMap that tells the gateway where the model server is (TF_SERVING_HOST), named
-     after the gateway: the umbrella chart renders it from the model server's values, the gateway
-     chart installed on its own from gateway.config.modelServerTarget. Takes the gateway's dict. */}}
-{{- define "common.modelServerTargetConfigMap" -}}
-{{- printf "%s-model-server" (include "common.fullname" . | trunc 50 | trimSuffix "-") }}
+{{/* The ConfigMap of the gateway's settings that come from the rest of the release: where the
+     model server is (TF_SERVING_HOST) and the Ingress path it answers under (URL_PREFIX). The
+     umbrella chart renders it from the model server's and the Ingress's values; the gateway chart
+     installed on its own, from gateway.config.modelServerTarget. Takes the gateway's dict. */}}
+{{- define "common.gatewayWiringConfigMap" -}}
+{{- printf "%s-wiring" (include "common.fullname" . | trunc 56 | trimSuffix "-") }}
 {{- end }}

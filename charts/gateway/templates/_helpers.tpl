@@ -27,8 +27,8 @@
 {{- end }}
 {{- end }}
 
-{{- define "gateway.modelServerTargetConfigMap" -}}
-{{- include "common.modelServerTargetConfigMap" (dict "component" (include "common.component.gateway" .) "values" .Values "context" .) }}
+{{- define "gateway.wiringConfigMap" -}}
+{{- include "common.gatewayWiringConfigMap" (dict "component" (include "common.component.gateway" .) "values" .Values "context" .) }}
 {{- end }}
 
 {{/* Inside the keras-serving umbrella chart (a subchart's templates live under charts/), the

@@ -100,9 +100,26 @@ def create_app(settings: Settings, model_client: ModelClient | None = None, star
         body, content_type = metrics.exposition()
         return Response(body, content_type=content_type)
 
+    if settings.url_prefix:
+        app.wsgi_app = _StripPrefix(app.wsgi_app, settings.url_prefix)
     if start_refresh:
         model.start_refresh()
     return app
+
+
+class _StripPrefix:
+    """Serve the API under URL_PREFIX too (an Ingress that routes <prefix>/predict and passes the
+    path on unchanged), while probes keep using the bare paths."""
+
+    def __init__(self, app, prefix: str):
+        self.app, self.prefix = app, prefix
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            environ["PATH_INFO"] = path[len(self.prefix):] or "/"
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
+        return self.app(environ, start_response)
 
 
 def _read_input(fetcher: ImageFetcher, metrics: GatewayMetrics) -> tuple[bytes, int | None]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ class Settings:
     max_image_pixels: int = 50_000_000
     max_request_bytes: int = 16 * 1024 * 1024
     log_level: str = "INFO"
+    url_prefix: str = ""  # e.g. "/clothes": the API also answers under it (an Ingress path)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -83,6 +85,7 @@ class Settings:
                 "MAX_REQUEST_BYTES", cls.max_request_bytes, 1024, 2**31
             ),
             log_level=reader.choice("LOG_LEVEL", cls.log_level, LOG_LEVELS, upper=True),
+            url_prefix=reader.url_prefix("URL_PREFIX"),
         )
 
 
@@ -101,6 +104,15 @@ class _EnvReader:
     def text(self, name: str, default: str) -> str:
         value = self._raw(name)
         return default if value is None else value
+
+    def url_prefix(self, name: str) -> str:
+        """"/a/b" (a leading slash, none at the end); "" or "/" mean no prefix."""
+        value = self._raw(name)
+        if value is None or value == "/":
+            return ""
+        if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+/?", value):
+            raise SettingsError(f"{name}={value!r} is not a URL path like /clothes")
+        return value.rstrip("/")
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         value = self._raw(name)
