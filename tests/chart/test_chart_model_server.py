@@ -187,3 +187,17 @@ def test_renders_no_replicas_when_autoscaling_is_enabled():
 def test_pod_disruption_budget_selects_the_model_servers(default_objects, deployment):
     pdb = find(default_objects, "PodDisruptionBudget", MODEL_SERVER)
     assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_default_tf_serving_tag_matches_the_tensorflow_the_converter_exports_with():
+    # SavedModels from `model convert` are written by the pinned tensorflow-cpu; the default
+    # tensorflow/serving tag (the subchart's appVersion) must be that same release.
+    import re
+
+    import yaml
+
+    pinned = re.search(r"^tensorflow-cpu==(\S+)$", (ROOT / "requirements" / "dev.txt").read_text(), re.M).group(1)
+    app_version = yaml.safe_load((ROOT / "charts" / "model-server" / "Chart.yaml").read_text())["appVersion"]
+    assert app_version == pinned
+    server = container(find(render(), "Deployment", MODEL_SERVER), "model-server")
+    assert server["image"] == f"tensorflow/serving:{pinned}"
