@@ -45,8 +45,12 @@ def _install(cluster, namespace: str, *sets: str, wait: bool = True) -> None:
 
 
 def _predict(cluster, image: bytes) -> requests.Response:
-    return requests.post(f"http://{cluster.ingress_address}/predict", headers={"Host": HOST},
-                         files={"image": ("sample.jpg", image, "image/jpeg")}, timeout=30)
+    url = f"http://{cluster.ingress_address}/predict"
+    # The Ingress controller picks a new Ingress up a moment after it exists (404 until then).
+    wait_until("the Ingress route to the gateway",
+               lambda: requests.get(url, headers={"Host": HOST}, timeout=10).status_code != 404, 60, 1)
+    return requests.post(url, headers={"Host": HOST}, files={"image": ("sample.jpg", image, "image/jpeg")},
+                         timeout=30)
 
 
 def _model_server_pod(cluster, namespace: str) -> dict:

@@ -49,6 +49,11 @@ class Release:
     def load(self, image: bytes, **kw) -> LoadLoop:
         return LoadLoop(url=self.url(), host=self.host, image=image, **kw)
 
+    def wait_for_route(self) -> None:
+        """The Ingress controller picks a new Ingress up a moment after it exists."""
+        wait_until("the Ingress route to the gateway", lambda: requests.get(
+            self.url("/predict"), headers={"Host": self.host}, timeout=10).status_code != 404, 60, 1)
+
     def model_server_metrics(self, pod: str) -> str:
         port = 8501
         return self.cluster.raw(f"/api/v1/namespaces/{self.namespace}/pods/{pod}:{port}/proxy/monitoring/prometheus/metrics")
@@ -98,6 +103,7 @@ def test_install_is_ready_and_helm_test_passes(release, report):
     started = time.monotonic()
     release.helm("install", RELEASE, ".", *release.values_args(), "--wait", "--timeout", "10m")
     report.figure("install", "helm install --wait (every pod Ready)", f"{time.monotonic() - started:.0f} s")
+    release.wait_for_route()
     for pod in release.pods(f"app.kubernetes.io/instance={RELEASE}"):
         assert ready(pod), pod["metadata"]["name"]
     started = time.monotonic()
@@ -236,13 +242,20 @@ def test_gateway_hpa_reads_cpu_and_scales_out_and_back_in(release, report, sampl
     target = release.cluster.get("hpa", hpa_name, namespace=release.namespace)["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"]
     # At rest: the figure the HPA reads (kubectl get hpa) settles below the target once the
     # previous phases' load has left metrics-server's window.
-    idle = wait_until("the HPA to show a measured CPU figure below its target",
-                      lambda: (h := hpa()) if cpu(h) is not None and cpu(h) < target else None, 240, 3)
+    def at_rest():
+        h = hpa()
+        return h if cpu(h) is not None and cpu(h) < target else None
+
+    idle = wait_until("the HPA to show a measured CPU figure below its target", at_rest, 240, 3)
     report.figure(section, "CPU at rest (kubectl get hpa)",
                   f"{cpu(idle)} % of requests (target {target} %), {idle['status']['currentReplicas']} replica(s)")
     with release.load(image, rate=30, threads=8) as load:
         start = load.mark()
-        busy = wait_until("the gateway HPA to scale out", lambda: (h := hpa())["status"].get("desiredReplicas", 1) > 1 and h, 240, 3)
+        def scaled_out():
+            h = hpa()
+            return h if h["status"].get("desiredReplicas", 1) > 1 else None
+
+        busy = wait_until("the gateway HPA to scale out", scaled_out, 240, 3)
         out_at = load.mark()
         report.figure(section, "under load: CPU, replicas wanted", f"{cpu(busy)} %, {busy['status']['desiredReplicas']}")
         release.settle(release.gateway, busy["status"]["desiredReplicas"], timeout=180)
