@@ -49,4 +49,5 @@ def test_serve_image_exposes_tf_serving_ports_and_binary_name():
     assert re.search(r"^EXPOSE 8500 8501$", text, re.M)
     wrapper = MODEL_DIR / "docker" / "tensorflow_model_server"
     assert wrapper.stat().st_mode & 0o111, "the wrapper must be executable (COPY keeps the mode)"
-    assert 'exec python3 -m model_tools.serve "$@"' in wrapper.read_text()
+    # TF Serving's command line passed on unchanged, and TF Serving's SIGTERM behaviour by default.
+    assert 'exec python3 -m model_tools.serve --on_sigterm="${TF_SERVING_SIGTERM:-ignore}" "$@"' in wrapper.read_text()

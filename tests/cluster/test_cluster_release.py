@@ -244,9 +244,13 @@ def test_gateway_hpa_reads_cpu_and_scales_out_and_back_in(release, report, sampl
     # previous phases' load has left metrics-server's window.
     def at_rest():
         h = hpa()
-        return h if cpu(h) is not None and cpu(h) < target else None
+        status = h.get("status", {})
+        settled = status.get("currentReplicas") == status.get("desiredReplicas") == 1
+        return h if settled and cpu(h) is not None and cpu(h) < target else None
 
-    idle = wait_until("the HPA to show a measured CPU figure below its target", at_rest, 240, 3)
+    # At rest: one replica, and a CPU figure (what kubectl get hpa shows) under the target.
+    idle = wait_until("the gateway HPA at rest: 1 replica, CPU below its target", at_rest, 300, 3)
+    release.settle(release.gateway, 1, timeout=180)
     report.figure(section, "CPU at rest (kubectl get hpa)",
                   f"{cpu(idle)} % of requests (target {target} %), {idle['status']['currentReplicas']} replica(s)")
     with release.load(image, rate=30, threads=8) as load:
