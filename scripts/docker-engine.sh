@@ -63,7 +63,12 @@ stop() {
   kill -TERM "$pid"
   # dockerd stops its containers (10 s grace each) and its managed containerd before it exits.
   for _ in $(seq 1 120); do
-    [ -d "/proc/$pid" ] || { echo "stopped"; return 0; }
+    if [ ! -d "/proc/$pid" ]; then
+      # dockerd leaves its default network namespace bind-mounted in the exec root.
+      for ns in "$home/exec/netns/"*; do [ -e "$ns" ] && umount "$ns" 2>/dev/null; done
+      echo "stopped"
+      return 0
+    fi
     sleep 0.5
   done
   echo "docker-engine: dockerd $pid still running after 60 s, killing it" >&2
