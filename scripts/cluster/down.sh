@@ -56,6 +56,9 @@ for round in 1 2 3; do
   while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done <<<"$mounts"
 done
 for ns in /run/netns/cni-*; do [ -e "$ns" ] && rm -f "$ns"; done
+# The CNI plugins turn /run/netns into a (shared) mount point for the namespaces they create:
+# once it is empty, nothing of ours needs it mounted.
+if mountpoint -q /run/netns && [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then umount /run/netns || true; fi
 ip link show "$CNI_BRIDGE" >/dev/null 2>&1 && ip link delete "$CNI_BRIDGE"
 
 # cgroups the kubelet made (empty now), deepest first.
