@@ -13,6 +13,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -66,8 +67,6 @@ def cluster(report) -> Cluster:
     if not running:
         # Stop what this session started; on the way, measure a warm start (builds cached) and
         # check that down leaves nothing behind each time.
-        import time
-
         for step in ("down", "warm up", "down again"):
             started = time.monotonic()
             proc = _script("up.sh" if step == "warm up" else "down.sh", 900)
@@ -108,8 +107,6 @@ def cluster_images(cluster, gateway_image, loader_image, model_server_image, mod
     """The images the release runs, in the node's containerd (the chart sets pullPolicy Never)."""
     if not cluster.local:
         return
-    import time
-
     started = time.monotonic()
     images = [gateway_image, loader_image, model_server_image, *model_versions.values()]
     state = pathlib.Path(cluster.kubeconfig).parent

@@ -6,7 +6,7 @@ import json
 import pathlib
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VALUES = pathlib.Path(__file__).resolve().parent / "cluster-values.yaml"
@@ -32,7 +32,6 @@ class Cluster:
     ingress_address: str  # host:port where the Ingress controller listens
     ingress_class: str
     local: bool  # make cluster-up's cluster (images are imported into its containerd)
-    figures: dict = field(default_factory=dict)
 
     def run(self, tool: str, *args: str, check: bool = True, timeout: float = 300,
             input: str | None = None) -> subprocess.CompletedProcess:
