@@ -112,7 +112,10 @@ class GatewayProcess:
         self.log_path = log_dir / f"gateway-{self.port}.log"
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
-        self.popen_kwargs: dict = {}
+        # Words put before `python -m gateway` (e.g. a shell that sets signal dispositions and
+        # execs it). No preexec_fn: this test process has gRPC's threads, and a forked child
+        # running Python before exec can trip their fork handlers (seen: SIGABRT on a closed epoll fd).
+        self.launcher: list[str] = []
 
     @property
     def pid(self) -> int:
@@ -121,8 +124,8 @@ class GatewayProcess:
 
     def start(self, timeout: float = 90) -> "GatewayProcess":
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "gateway"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        **self.popen_kwargs)
+        self.process = subprocess.Popen([*self.launcher, sys.executable, "-m", "gateway"], env=self.env,
+                                        stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

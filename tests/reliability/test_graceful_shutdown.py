@@ -102,7 +102,8 @@ def test_sigterm_stops_a_gateway_started_with_sigint_ignored(model_server, image
     from reliability_processes import GatewayProcess
 
     gateway = GatewayProcess(gateway_env(model_server.target, image_server.port), logs_dir)
-    gateway.popen_kwargs = {"preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+    # What a non-interactive shell does for `cmd &` (and nohup for SIGHUP): ignore, then exec.
+    gateway.launcher = ["sh", "-c", 'trap "" INT; exec "$@"', "sh"]
     with gateway:
         signalled = time.monotonic()
         gateway.process.send_signal(signal.SIGTERM)
