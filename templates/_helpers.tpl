@@ -48,7 +48,7 @@ app.kubernetes.io/component: test
 {{/* The helm test pod runs the gateway image (it carries gateway.selftest), tagged like the
      gateway Deployment's. */}}
 {{- define "keras-serving.gatewayImage" -}}
-{{- include "common.image" (dict "image" .Values.gateway.image "tag" .Chart.AppVersion "global" .Values.global) }}
+{{- include "common.image" (dict "image" .Values.gateway.image "tag" .Chart.AppVersion "global" .Values.global "name" "gateway" "path" "gateway.image") }}
 {{- end }}
 
 {{/* The path prefix the Ingress routes to the gateway ("" for ingress.path "/"). */}}

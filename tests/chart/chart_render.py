@@ -15,6 +15,11 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "ci").glob("*-values.yaml"))
+# Names the registry the keras-serving images were pushed to; put before every values file of a
+# chart render (the source tree's defaults refuse to resolve them without it or a digest).
+REGISTRY_VALUES = pathlib.Path(__file__).with_name("registry-values.yaml")
+REGISTRY = yaml.safe_load(REGISTRY_VALUES.read_text())["global"]["imageRegistry"]
+RENDERING = {"template", "install", "upgrade", "lint"}
 RELEASE = "serving"
 NAMESPACE = "ml"
 
@@ -26,7 +31,11 @@ def helm_binary() -> str:
     return found
 
 
-def run_helm(*args: str, cwd: pathlib.Path = ROOT, check: bool = True) -> subprocess.CompletedProcess:
+def run_helm(*args: str, cwd: pathlib.Path = ROOT, check: bool = True, registry: bool = True) -> subprocess.CompletedProcess:
+    """helm <args>; a render (template/install/upgrade/lint) gets REGISTRY_VALUES first unless
+    registry=False, so later values files and --set still override it."""
+    if registry and args and args[0] in RENDERING:
+        args = (args[0], "--values", str(REGISTRY_VALUES), *args[1:])  # first: every later file wins
     proc = subprocess.run([helm_binary(), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stderr}")

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from chart_render import SCENARIOS, run_helm, scenario_id
+from chart_render import REGISTRY_VALUES, SCENARIOS, run_helm, scenario_id
 
 # Skipped everywhere, with the reason. (The helm test pod also skips the probe checks through
 # checkov.io/skip annotations in templates/tests/test-prediction.yaml.)
@@ -42,7 +42,7 @@ def checkov_binary() -> str:
 def scan(chart_yaml: pathlib.Path, scenario: pathlib.Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [checkov_binary(), "--framework", "helm", "--skip-download", "--compact",
-         "--file", str(chart_yaml), "--var-file", str(scenario),
+         "--file", str(chart_yaml), "--var-file", str(REGISTRY_VALUES), "--var-file", str(scenario),
          "--skip-check", ",".join(SKIPPED_CHECKS)],
         capture_output=True, text=True, timeout=600, env={**os.environ, "LOG_LEVEL": "WARNING"},
     )

@@ -5,7 +5,7 @@ import pytest
 
 from gateway.settings import Settings
 
-from chart_render import (GATEWAY, MODEL_SERVER, NAMESPACE, ROOT, container, container_environment, find,
+from chart_render import (GATEWAY, MODEL_SERVER, NAMESPACE, REGISTRY, ROOT, container, container_environment, find,
                           pod_spec, render, render_error)
 
 CI = ROOT / "ci"
@@ -144,7 +144,7 @@ def test_service_maps_port_80_to_the_gateway_port(default_objects):
 
 
 def test_image_tag_defaults_to_the_chart_app_version_and_digest_wins(deployment):
-    assert container(deployment, "gateway")["image"] == "keras-serving/gateway:0.1.0"
+    assert container(deployment, "gateway")["image"] == f"{REGISTRY}/gateway:0.1.0"
     digest = "sha256:" + "c" * 64
     pinned = find(render(sets={"gateway.image.digest": digest}), "Deployment", GATEWAY)
-    assert container(pinned, "gateway")["image"] == f"keras-serving/gateway@{digest}"
+    assert container(pinned, "gateway")["image"] == f"{REGISTRY}/gateway@{digest}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from chart_render import MODEL_SERVER, ROOT, container, find, pod_spec, render, render_error
+from chart_render import MODEL_SERVER, REGISTRY, ROOT, container, find, pod_spec, render, render_error
 
 CI = ROOT / "ci"
 
@@ -78,7 +78,7 @@ def test_cpu_model_server_requests_no_gpu(deployment):
 def test_model_image_source_copies_the_model_in_with_an_init_container(deployment):
     spec = pod_spec(deployment)
     (init,) = spec["initContainers"]
-    assert init["image"] == "keras-serving/clothing-model:1"
+    assert init["image"] == f"{REGISTRY}/clothing-model:1"
     assert init["args"] == ["copy", "--src", "/model", "--dest", "/models/clothing-model/1"]
     assert {"name": "models", "mountPath": "/models"} in init["volumeMounts"]
     assert {"name": "models", "emptyDir": {"sizeLimit": "2Gi"}} in spec["volumes"]
@@ -88,7 +88,7 @@ def test_model_image_source_copies_the_model_in_with_an_init_container(deploymen
 def test_url_source_downloads_and_verifies_the_archive():
     spec = pod_spec(find(render(CI / "04-url-download-values.yaml"), "Deployment", MODEL_SERVER))
     (init,) = spec["initContainers"]
-    assert init["image"] == "keras-serving/model-loader:0.1.0"
+    assert init["image"] == f"{REGISTRY}/model-loader:0.1.0"
     assert init["args"] == [
         "fetch", "--url", "https://models.example.com/clothing-model/2.tar.gz",
         "--sha256", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from chart_render import MODEL_SERVER, SCENARIOS, container, find, pod_spec, run_helm, scenario_id
+from chart_render import MODEL_SERVER, REGISTRY, SCENARIOS, container, find, pod_spec, run_helm, scenario_id
 
 FLOAT_NOTATION = re.compile(r"\b\d+(\.\d+)?e[+-]?\d+\b", re.IGNORECASE)
 TIMESTAMP = 1700000000  # Unix-timestamp versions: the common export convention
@@ -38,7 +38,7 @@ def test_timestamp_versions_render_as_digits_everywhere(source, tmp_path):
     spec = pod_spec(deployment)
     assert deployment["spec"]["template"]["metadata"]["labels"]["keras-serving.io/model-version"] == str(TIMESTAMP)
     (init,) = spec["initContainers"]
-    assert init["image"] == f"keras-serving/clothing-model:{TIMESTAMP}"
+    assert init["image"] == f"{REGISTRY}/clothing-model:{TIMESTAMP}"
     assert init["args"][-1] == f"/models/clothing-model/{TIMESTAMP}"
     probe = container(deployment, "model-server")["readinessProbe"]["httpGet"]["path"]
     assert probe == f"/v1/models/clothing-model/versions/{TIMESTAMP}/metadata"

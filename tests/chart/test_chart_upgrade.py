@@ -1,7 +1,7 @@
 """Upgrade semantics from two renders: what a values change rolls, and what it leaves alone."""
 from __future__ import annotations
 
-from chart_render import GATEWAY, MODEL_SERVER, find, render
+from chart_render import GATEWAY, MODEL_SERVER, REGISTRY, find, render
 
 
 def by_key(objects: list[dict]) -> dict[str, dict]:
@@ -38,7 +38,7 @@ def test_new_model_version_leaves_the_gateway_deployment_and_config_identical():
 def test_new_model_version_loads_the_new_version_directory():
     after = render(sets={"global.model.version": 2})
     init = find(after, "Deployment", MODEL_SERVER)["spec"]["template"]["spec"]["initContainers"][0]
-    assert init["image"] == "keras-serving/clothing-model:2"
+    assert init["image"] == f"{REGISTRY}/clothing-model:2"
     assert init["args"][-1] == "/models/clothing-model/2"
 
 

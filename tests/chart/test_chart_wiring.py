@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from chart_render import ROOT, container, container_environment, find, run_helm
+from chart_render import REGISTRY, ROOT, container, container_environment, find, run_helm
 
 OVERRIDES = [
     {},
@@ -75,7 +75,7 @@ def test_an_explicit_target_wins_over_the_derived_one():
 def test_gateway_chart_renders_on_its_own_with_an_explicit_target(tmp_path):
     values = tmp_path / "gateway.yaml"
     umbrella = yaml.safe_load((ROOT / "values.yaml").read_text())
-    values.write_text(yaml.safe_dump({**umbrella["gateway"], "global": umbrella["global"],
+    values.write_text(yaml.safe_dump({**umbrella["gateway"], "global": {**umbrella["global"], "imageRegistry": REGISTRY},
                                       "config": {**umbrella["gateway"]["config"],
                                                  "modelServerTarget": "dns:///tfs-headless.ml.svc.cluster.local:8500"}}))
     objects = [d for d in yaml.safe_load_all(run_helm("template", "alone", "charts/gateway", "-f", str(values)).stdout) if d]
@@ -96,7 +96,7 @@ def test_gateway_chart_on_its_own_without_a_target_fails_with_the_fix(tmp_path):
 def test_model_server_chart_renders_on_its_own(tmp_path):
     values = tmp_path / "model-server.yaml"
     umbrella = yaml.safe_load((ROOT / "values.yaml").read_text())
-    values.write_text(yaml.safe_dump({**umbrella["modelServer"], "global": umbrella["global"]}))
+    values.write_text(yaml.safe_dump({**umbrella["modelServer"], "global": {**umbrella["global"], "imageRegistry": REGISTRY}}))
     objects = [d for d in yaml.safe_load_all(run_helm("template", "alone", "charts/model-server", "-f", str(values)).stdout) if d]
     assert find(objects, "Deployment", "alone-model-server")
     assert find(objects, "Service", "alone-model-server-headless")["spec"]["clusterIP"] == "None"

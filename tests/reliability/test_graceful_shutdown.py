@@ -14,6 +14,9 @@ import yaml
 
 from reliability_processes import ROOT, gateway_env
 
+# The source tree's image defaults need a registry (tests/chart/registry-values.yaml says why).
+REGISTRY_VALUES = ROOT / "tests" / "chart" / "registry-values.yaml"
+
 IN_FLIGHT = 6
 SLOW_SECONDS = 3
 
@@ -23,7 +26,7 @@ def chart_shutdown_settings() -> tuple[int, int, dict[str, str]]:
     gateway ConfigMap) rendered by the real chart with its defaults: the gateway, run with those
     variables, must be gone within grace minus preStop."""
     helm = ROOT / ".tools" / "bin" / "helm"
-    rendered = subprocess.run([str(helm), "template", "serving", str(ROOT)], capture_output=True, text=True, check=True, timeout=120)
+    rendered = subprocess.run([str(helm), "template", "serving", str(ROOT), "--values", str(REGISTRY_VALUES)], capture_output=True, text=True, check=True, timeout=120)
     docs = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
     config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "serving-gateway")
     shutdown_env = {k: str(v) for k, v in config["data"].items() if k.startswith("SHUTDOWN_")}
@@ -123,7 +126,8 @@ def test_chart_grace_period_outlasts_the_slowest_request(scenario, report):
     (FETCH_TIMEOUT_SECONDS + GRPC_TIMEOUT_SECONDS) fits inside the gateway's
     terminationGracePeriodSeconds, so a draining gateway is never SIGKILLed mid-request."""
     helm = ROOT / ".tools" / "bin" / "helm"
-    rendered = subprocess.run([str(helm), "template", "serving", str(ROOT), "--values", str(scenario)],
+    rendered = subprocess.run([str(helm), "template", "serving", str(ROOT), "--values", str(REGISTRY_VALUES),
+                               "--values", str(scenario)],
                               capture_output=True, text=True, check=True, timeout=120)
     docs = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
     config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "serving-gateway")["data"]

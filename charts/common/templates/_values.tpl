@@ -9,15 +9,26 @@ up: every number a template renders goes through int64 (or common.version below)
 {{- if kindIs "string" . }}{{ . }}{{ else }}{{ int64 . }}{{ end }}
 {{- end }}
 
-{{/* An image reference: (dict "image" <repository/tag/digest> "tag" <default tag> "global" .Values.global).
-     A digest wins over a tag; global.imageRegistry, when set, prefixes repositories that name
-     no registry of their own. */}}
+{{/* Where the release workflow publishes the keras-serving images (gateway, model-loader, the demo
+     model): the registry a bare repository name (no "/") resolves to when global.imageRegistry is
+     empty. From there the chart pulls by digest only — the released chart carries the digests. */}}
+{{- define "common.projectRegistry" -}}ghcr.io/keras-serving{{- end }}
+
+{{/* An image reference: (dict "image" <repository/tag/digest> "tag" <default tag> "global" .Values.global
+     "name" <what the image is, for messages> "path" <its values path>). A digest wins over a tag.
+     A bare repository (`gateway`) is a keras-serving image: global.imageRegistry is prefixed to it,
+     or the project's registry when that is empty — and then only a digest will do: nothing is
+     pulled by a mutable tag from a namespace whose tags the chart cannot vouch for. A repository
+     with a "/" (`tensorflow/serving`, `registry.example.com/team/model`) is used as written. */}}
 {{- define "common.image" -}}
-{{- $repository := .image.repository }}
+{{- $repository := toString .image.repository }}
+{{- if not (contains "/" $repository) }}
 {{- $registry := "" }}
 {{- if .global }}{{ $registry = .global.imageRegistry | default "" }}{{ end }}
-{{- if and $registry (not (regexMatch "^[^/]+[.:][^/]*/" $repository)) (ne (first (splitList "/" $repository)) "localhost") }}
-{{- $repository = printf "%s/%s" (trimSuffix "/" $registry) $repository }}
+{{- if and (not $registry) (not .image.digest) }}
+{{- fail (printf "%s image: `%s` is a keras-serving image, which resolves to %s/%s, and from there the chart pulls by digest only (a released chart carries the digests). From this source tree: push the keras-serving images to a registry your cluster can pull from and set global.imageRegistry to it (e.g. registry.example.com/keras-serving), or set %s.digest, or set %s.repository to a full image reference (e.g. registry.example.com/team/%s)." .name $repository (include "common.projectRegistry" .) $repository .path .path $repository) }}
+{{- end }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" ($registry | default (include "common.projectRegistry" .))) $repository }}
 {{- end }}
 {{- if .image.digest }}
 {{- printf "%s@%s" $repository .image.digest }}

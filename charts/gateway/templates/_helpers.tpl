@@ -12,7 +12,7 @@
 {{- end }}
 
 {{- define "gateway.image" -}}
-{{- include "common.image" (dict "image" .Values.image "tag" .Chart.AppVersion "global" .Values.global) }}
+{{- include "common.image" (dict "image" .Values.image "tag" .Chart.AppVersion "global" .Values.global "name" "gateway" "path" (ternary "gateway.image" "image" (eq (include "gateway.inUmbrella" .) "true"))) }}
 {{- end }}
 
 {{/* SIGTERM comes only after the preStop sleep, and the kubelet kills the container when

@@ -20,7 +20,7 @@
 {{/* "2.21.0" on CPU, "2.21.0-gpu" on GPU, unless a tag or digest is given. */}}
 {{- define "model-server.image" -}}
 {{- $tag := printf "%s%s" .Chart.AppVersion (ternary "-gpu" "" .Values.gpu.enabled) }}
-{{- include "common.image" (dict "image" .Values.image "tag" $tag "global" .Values.global) }}
+{{- include "common.image" (dict "image" .Values.image "tag" $tag "global" .Values.global "name" "model server" "path" (ternary "modelServer.image" "image" (contains "/charts/" .Template.BasePath))) }}
 {{- end }}
 
 {{- define "model-server.version" -}}

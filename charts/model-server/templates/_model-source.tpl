@@ -32,11 +32,11 @@ exactly global.model.version, and a version change alters the pod template (Kube
 {{- end }}
 
 {{- define "model-server.modelImage" -}}
-{{- include "common.image" (dict "image" .Values.global.model.source.image "tag" (include "model-server.version" .) "global" .Values.global) }}
+{{- include "common.image" (dict "image" .Values.global.model.source.image "tag" (include "model-server.version" .) "global" .Values.global "name" "model" "path" "global.model.source.image") }}
 {{- end }}
 
 {{- define "model-server.loaderImage" -}}
-{{- include "common.image" (dict "image" .Values.global.loaderImage "tag" "" "global" .Values.global) }}
+{{- include "common.image" (dict "image" .Values.global.loaderImage "tag" "" "global" .Values.global "name" "model-loader" "path" "global.loaderImage") }}
 {{- end }}
 
 {{- define "model-server.pvcName" -}}
