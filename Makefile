@@ -25,7 +25,7 @@ $(TOOLS)/.installed: scripts/install-tools.sh
 	scripts/install-tools.sh
 	@touch $@
 
-tools: $(TOOLS)/.installed ## install pinned helm, kubectl, checkov, readme-generator into .tools/
+tools: $(TOOLS)/.installed ## install pinned helm, kubectl, checkov, readme-generator, cosign, registry, actionlint into .tools/
 
 system: ## install the Debian packages the container tier and benchmarks need (docker.io, mmdebstrap, podman, nginx, wrk)
 	scripts/install-system.sh
@@ -57,6 +57,17 @@ cluster-up: tools system ## build (cached) and start the single-node test cluste
 	scripts/cluster/up.sh
 cluster-down: ## stop the test cluster and remove every process, mount, iptables rule and netns it made
 	scripts/cluster/down.sh
+
+# ---- release: images + chart to an OCI registry, pinned by digest and signed ------------------
+.PHONY: release registry-up registry-down
+REGISTRY ?= 127.0.0.1:5000
+OWNER    ?= keras-serving
+release: venv tools ## build, push, sign images and the digest-pinned chart (REGISTRY= OWNER= VERSION= SIGN=key|keyless|none PLATFORMS=)
+	REGISTRY=$(REGISTRY) OWNER=$(OWNER) VERSION=$(VERSION) SIGN=$(SIGN) PLATFORMS=$(PLATFORMS) scripts/release/release.sh
+registry-up: tools ## start a local OCI registry at 127.0.0.1:5000 (make release's default REGISTRY)
+	scripts/release/registry.sh start
+registry-down: ## stop the local registry
+	scripts/release/registry.sh stop
 
 # ---- local stack -----------------------------------------------------------------------------
 .PHONY: up down

