@@ -5,7 +5,7 @@
 #   @bitnami/readme-generator-for-helm (npm) — values docs and schema
 #   the release tools, built from their Go modules (no release binaries can be downloaded here):
 #   cosign (signing), the distribution registry (a real OCI registry for the tests), actionlint
-#   (the GitHub workflows). Cached outside the checkout, per version, so a fresh clone on the
+#   (the GitHub workflows), syft (an SPDX SBOM per released image). Cached outside the checkout, per version, so a fresh clone on the
 #   same machine links instead of building (KS_TOOLS_CACHE, default /var/cache/keras-serving/tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,7 @@ GO_TOOLS=(
   "cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
   "registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2"
   "actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
+  "syft github.com/anchore/syft/cmd/syft@v1.57.2"
 )
 
 if [ ! -x "$tools/bin/helm" ] || [ ! -x "$tools/bin/kubectl" ]; then

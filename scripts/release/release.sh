@@ -20,6 +20,7 @@
 # BASE_IMAGE passed to the Dockerfiles (e.g. the mmdebstrap base of scripts/base-image.sh)
 #
 # Writes <OUT>/release.json (every reference and digest), the chart archive and the SBOMs
+# (sbom/<image>.spdx.json, also attached to each image as a signed cosign attestation)
 # (OUT default dist/release). The release workflow (.github/workflows/release.yml) runs exactly
 # this target; the container tier runs it against a local registry and checks the result.
 set -euo pipefail
@@ -43,6 +44,7 @@ say() { echo "release: $*" >&2; }
 case "$SIGN" in key|keyless|none) ;; *) die "SIGN=$SIGN: use key, keyless or none" ;; esac
 for tool in docker helm python3; do command -v "$tool" >/dev/null || die "$tool is not on PATH"; done
 [ "$SIGN" = none ] || command -v cosign >/dev/null || die "cosign is not on PATH (make tools builds it)"
+[ -n "$PLATFORMS" ] || command -v syft >/dev/null || die "syft is not on PATH (make tools builds it)"
 docker info >/dev/null 2>&1 || die "no Docker engine answers (scripts/docker-engine.sh start)"
 
 helm_http=() cosign_http=() scheme=https
@@ -95,7 +97,7 @@ build_push clothing-model "$model_version" model/Dockerfile.model-image "$work/m
   --build-arg "MODEL_VERSION=$model_version"
 
 say "packaging the chart $VERSION with the digests"
-helm package . --destination "$work/pkg" >/dev/null
+helm package . --destination "$work/pkg" >/dev/null 2>"$work/package.log" || { cat "$work/package.log" >&2; die "helm package failed"; }
 tar -xzf "$work"/pkg/*.tgz -C "$work"
 python3 scripts/release/pin_chart.py "$work/keras-serving" --registry "$PREFIX" --version "$VERSION" \
   --digest "gateway=${DIGEST[gateway]}" --digest "model-loader=${DIGEST[model-loader]}" \
@@ -126,12 +128,11 @@ esac
 for ref in "${refs[@]}"; do
   name=${ref#"$PREFIX"/}; name=${name%@*}
   if [ -z "$PLATFORMS" ] && [ "$name" != charts/keras-serving ]; then
-    # An SPDX SBOM of the image's filesystem (syft reads the pushed image from the registry).
-    if command -v syft >/dev/null; then
-      sbom=$OUT/sbom/${name//\//-}.spdx.json
-      SYFT_REGISTRY_INSECURE_USE_HTTP=$([ "$scheme" = http ] && echo true || echo false) \
-        syft scan -q "registry:$ref" -o "spdx-json=$sbom" >&2
-    fi
+    # An SPDX SBOM of the image as pushed (syft reads it from the registry); with PLATFORMS,
+    # BuildKit attached its own (--sbom=true) per platform.
+    sbom=$OUT/sbom/$name.spdx.json
+    SYFT_CHECK_FOR_APP_UPDATE=false SYFT_REGISTRY_INSECURE_USE_HTTP=$([ "$scheme" = http ] && echo true || echo false) \
+      syft scan -q "registry:$ref" -o "spdx-json=$sbom" >&2 || die "syft could not scan $ref"
   fi
   if [ "$SIGN" != none ]; then
     say "signing $ref"

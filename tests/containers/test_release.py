@@ -3,6 +3,7 @@ back with `helm pull oci://`, installs (dry run) from there, points at image dig
 in the registry, and every pushed artifact verifies with cosign — a moved tag does not."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tarfile
@@ -124,3 +125,17 @@ def test_a_moved_tag_and_a_foreign_key_fail_verification(release, tmp_path):
     proc = _cosign_verify(release, release.pinned("gateway"), key=other.with_suffix(".pub"))
     assert proc.returncode != 0
     assert "no matching signatures" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_every_image_carries_a_signed_spdx_sbom(release, name):
+    """The SBOM syft made of the pushed image is attached as a cosign attestation that verifies
+    with the release key; the gateway's lists the Python packages it serves with."""
+    proc = _run("cosign", "verify-attestation", "--key", str(release.public_key), "--insecure-ignore-tlog",
+                "--allow-http-registry", "--type", "spdxjson", release.pinned(name))
+    assert proc.returncode == 0, proc.stderr
+    sbom = json.loads((release.out / "sbom" / f"{name}.spdx.json").read_text())
+    assert sbom["spdxVersion"].startswith("SPDX-")
+    packages = {p["name"] for p in sbom["packages"]}
+    if name == "gateway":
+        assert {"flask", "waitress", "grpcio", "pillow"} <= packages, sorted(packages)[:50]
