@@ -18,6 +18,8 @@
 # PLATFORMS empty: the host's platform with `docker build` + `docker push`; a list: `docker buildx
 #           build --push` per image, with BuildKit's SBOM and provenance attestations
 # BASE_IMAGE passed to the Dockerfiles (e.g. the mmdebstrap base of scripts/base-image.sh)
+# REGISTRY_USER, REGISTRY_PASSWORD  when set, docker and helm log in to REGISTRY first (cosign
+#           reads Docker's credentials)
 #
 # Writes <OUT>/release.json (every reference and digest), the chart archive and the SBOMs
 # (sbom/<image>.spdx.json, also attached to each image as a signed cosign attestation)
@@ -30,6 +32,7 @@ export PATH=$ROOT/.tools/bin:$ROOT/.venv/bin:$PATH
 
 REGISTRY=${REGISTRY:-127.0.0.1:5000}
 OWNER=${OWNER:-keras-serving}
+OWNER=${OWNER,,}  # registries take lower-case names only (GitHub owners may have capitals)
 VERSION=${VERSION:-$(sed -n 's/^version: *//p' Chart.yaml)}
 SIGN=${SIGN:-key}
 PLATFORMS=${PLATFORMS:-}
@@ -55,6 +58,12 @@ if [ "$scheme" = http ]; then
   curl -fsS -o /dev/null "http://$REGISTRY/v2/" 2>/dev/null || die "no registry answers at http://$REGISTRY (make registry-up)"
 fi
 
+if [ -n "${REGISTRY_PASSWORD:-}" ]; then
+  docker login "$REGISTRY" --username "${REGISTRY_USER:?REGISTRY_USER is needed with REGISTRY_PASSWORD}" \
+    --password-stdin <<<"$REGISTRY_PASSWORD" >/dev/null
+  helm registry login "$REGISTRY" --username "$REGISTRY_USER" --password-stdin <<<"$REGISTRY_PASSWORD" >/dev/null
+fi
+
 rm -rf "$OUT" && mkdir -p "$OUT/sbom"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -62,7 +71,7 @@ model_version=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open("values.
 build_args=()
 [ -z "${BASE_IMAGE:-}" ] || build_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
 labels=(--label "org.opencontainers.image.version=$VERSION"
-        --label "org.opencontainers.image.source=https://github.com/$OWNER/keras-serving"
+        --label "org.opencontainers.image.source=$(sed -n 's/^home: *//p' Chart.yaml)"
         --label "org.opencontainers.image.licenses=Apache-2.0")
 
 declare -A DIGEST
@@ -72,7 +81,11 @@ build_push() {
   shift 4
   say "building and pushing $ref"
   if [ -n "$PLATFORMS" ]; then
-    docker buildx build --platform "$PLATFORMS" --push --provenance=mode=max --sbom=true \
+    local platforms=$PLATFORMS
+    # TensorFlow (pinned tensorflow-cpu) publishes no linux/arm64 wheel: the TF-Serving-compatible
+    # development server is amd64 only; the gateway, loader and model images take every platform.
+    [ "$name" != model-server-dev ] || platforms=linux/amd64
+    docker buildx build --platform "$platforms" --push --provenance=mode=max --sbom=true \
       --metadata-file "$work/$name.json" -f "$dockerfile" -t "$ref" "${build_args[@]}" "${labels[@]}" "$@" "$context" >&2
     DIGEST[$name]=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["containerimage.digest"])' "$work/$name.json")
   else
