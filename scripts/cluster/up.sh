@@ -118,6 +118,8 @@ cat >"$STATE/cni/net.d/10-keras-serving.conflist" <<EOF
   ]
 }
 EOF
+# make registry-up's registry (where make release pushes by default) is pullable out of the box.
+"$ROOT/scripts/cluster/trust-registry.sh" 127.0.0.1:5000 >/dev/null
 start containerd containerd --config "$STATE/containerd/config.toml"
 ctr() { command ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
 wait_for containerd 60 ctr version

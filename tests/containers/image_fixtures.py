@@ -20,7 +20,7 @@ import requests
 from docker_tools import BASE_IMAGE, DEMO_DIR, LOG_DIR, MODEL_NAME, ROOT, ImageBuilder, docker, free_port, image_tag
 
 __all__ = ["docker_engine", "base_image", "build_image", "gateway_image", "loader_image",
-           "model_server_image", "demo_model_base", "demo_model_image", "local_registry", "release"]
+           "model_server_image", "demo_model_base", "demo_model_image", "local_registry", "oci_release"]
 
 
 @pytest.fixture(scope="session")
@@ -154,7 +154,7 @@ class Release:
 
 
 @pytest.fixture(scope="session")
-def release(local_registry, gateway_image, loader_image, model_server_image, base_image, tmp_path_factory) -> Release:
+def oci_release(local_registry, gateway_image, loader_image, model_server_image, base_image, tmp_path_factory) -> Release:
     """`make release` against the local registry, signed with a key pair made for this session.
     The tier's own image fixtures ran first, so the release's docker builds are cache hits."""
     work = tmp_path_factory.mktemp("release")
@@ -166,4 +166,10 @@ def release(local_registry, gateway_image, loader_image, model_server_image, bas
                            "OWNER=keras-serving", "SIGN=key"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"make release failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return Release(local_registry, work / "out", key, proc.stdout, time.monotonic() - started)
+    yield Release(local_registry, work / "out", key, proc.stdout, time.monotonic() - started)
+    # The registry is gone after the session: drop the engine's names for it (layers stay cached
+    # under the project's own names).
+    names = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
+    ours = [n for n in names if n.startswith(f"{local_registry}/")]
+    if ours:
+        docker("rmi", *ours, check=False)

@@ -1,0 +1,76 @@
+"""The released chart on the live cluster, as a user installs it: `helm install oci://...` from the
+registry `make release` pushed to, every keras-serving image pulled by the kubelet from that
+registry by digest (none of them is in the node's containerd beforehand), ready, `helm test`
+green."""
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+import yaml
+
+from kube import ROOT, VALUES, ready
+
+RELEASE = "published"
+
+
+@pytest.fixture
+def namespace(cluster):
+    name = f"ks-oci-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    if cluster.helm("status", RELEASE, "-n", name, check=False).returncode == 0:
+        cluster.helm("uninstall", RELEASE, "-n", name, "--wait", "--timeout", "3m", check=False)
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def _values_without_images(tmp_path) -> str:
+    """The tier's values (small requests, the cluster's Ingress) minus what points at the locally
+    imported images: the released chart brings its own registry and digests."""
+    values = yaml.safe_load(VALUES.read_text())
+    values["global"].pop("imageRegistry")
+    values["global"].pop("loaderImage")
+    values["global"]["model"]["source"].pop("image")
+    values["gateway"].pop("image")
+    values["modelServer"].pop("image")
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+def test_released_chart_installs_from_the_registry_with_images_the_kubelet_pulls(
+        cluster, oci_release, namespace, tmp_path, report):
+    if not cluster.local:
+        pytest.skip("KS_CLUSTER=current: the local registry is on this machine's loopback, not the cluster's")
+    trust = subprocess.run([str(ROOT / "scripts" / "cluster" / "trust-registry.sh"), oci_release.registry],
+                           capture_output=True, text=True, timeout=30)
+    assert trust.returncode == 0, trust.stderr
+    pinned = {name: oci_release.pinned(name) for name in ("gateway", "clothing-model", "model-server-dev")}
+    # The TF-Serving-compatible server of the release stands in for tensorflow/serving (no Docker
+    # Hub here): the chart's own value for another model server image, pinned the same way.
+    install = cluster.helm(
+        "install", RELEASE, oci_release.chart, "--version", oci_release.version, "--plain-http", "-n", namespace,
+        "-f", _values_without_images(tmp_path),
+        "--set", f"ingress.className={cluster.ingress_class}", "--set", "ingress.hosts[0]=oci.keras-serving.test",
+        "--set", f"modelServer.image.repository={oci_release.prefix}/model-server-dev",
+        "--set", f"modelServer.image.digest={oci_release.manifest['images']['model-server-dev']['digest']}",
+        "--wait", "--timeout", "8m", timeout=600)
+    assert install.returncode == 0
+
+    pods = cluster.pods(namespace, f"app.kubernetes.io/instance={RELEASE}")
+    assert pods and all(ready(p) for p in pods), [p["metadata"]["name"] for p in pods]
+    running = {c["image"] for p in pods for c in p["spec"].get("initContainers", []) + p["spec"]["containers"]}
+    assert set(pinned.values()) <= running, running
+    # The kubelet pulled each one from the registry: a "Pulled" event that says it fetched the image,
+    # not "already present on machine".
+    events = cluster.get("events", namespace=namespace)["items"]
+    pulled = {e["message"] for e in events if e["reason"] == "Pulled"}
+    for name, ref in pinned.items():
+        messages = [m for m in pulled if ref in m]
+        assert messages and all("Successfully pulled" in m for m in messages), (name, sorted(pulled))
+
+    out = cluster.helm("test", RELEASE, "-n", namespace, "--timeout", "5m").stdout
+    assert "Phase:          Succeeded" in out, out
+    report.figure("release", "helm install oci:// (images pulled by the kubelet from the release registry)",
+                  f"{len(pinned)} images by digest, every pod Ready, helm test passed")
