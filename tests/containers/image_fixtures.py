@@ -170,6 +170,6 @@ def oci_release(local_registry, gateway_image, loader_image, model_server_image,
     # The registry is gone after the session: drop the engine's names for it (layers stay cached
     # under the project's own names).
     names = docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split()
-    ours = [n for n in names if n.startswith(f"{local_registry}/")]
+    ours = [n for n in names if n.startswith(f"{local_registry}/") and not n.endswith(":<none>")]
     if ours:
         docker("rmi", *ours, check=False)
