@@ -56,7 +56,8 @@ def assert_non_root(tag: str) -> None:
     user = docker("image", "inspect", "-f", "{{.Config.User}}", tag).stdout.strip()
     uid = user.split(":")[0]
     assert uid.isdigit() and int(uid) != 0, f"{tag} must declare a numeric non-root USER, has {user!r}"
-    seen = docker("run", "--rm", "--entrypoint", "id", tag, "-u").stdout.strip()
+    # Python, not `id`: the gateway image has no coreutils beyond `sleep`.
+    seen = docker("run", "--rm", "--entrypoint", "python3", tag, "-c", "import os; print(os.getuid())").stdout.strip()
     assert seen == uid, f"{tag} runs as uid {seen}, image declares {uid}"
 
 
@@ -86,7 +87,16 @@ def test_gateway_image_is_non_root_small_and_without_tensorflow(gateway_image):
     assert_non_root(gateway_image)
     assert_no_tensorflow(gateway_image)
     python_in(gateway_image, "import gateway.app, gateway.selftest, tensorflow_serving.apis.prediction_service_pb2_grpc")
-    assert record_size(gateway_image) < 600e6
+    assert record_size(gateway_image) < 150e6
+
+
+def test_gateway_image_has_no_shell_or_package_tools_but_keeps_the_prestop_sleep(gateway_image):
+    """FROM scratch + gateway/docker/rootfs.sh: nothing to install or run besides the gateway and
+    the `sleep` the chart's preStop hook executes."""
+    for tool in ("sh", "bash", "apt-get", "dpkg", "pip"):
+        proc = docker("run", "--rm", "--entrypoint", tool, gateway_image, "--version", check=False)
+        assert proc.returncode != 0 and "executable file not found" in proc.stderr, (tool, proc.stderr)
+    assert docker("run", "--rm", "--entrypoint", "sleep", gateway_image, "0.1", check=False).returncode == 0
 
 
 def test_gateway_answers_healthz_on_a_read_only_root_filesystem(gateway_image, containers):

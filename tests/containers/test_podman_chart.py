@@ -148,7 +148,8 @@ def test_rendered_deployments_serve_a_prediction_under_podman(podman_env, podman
         scores = predict_base64(gateway_url, image)
         assert len(scores) == 10 and max(scores, key=scores.get) == expected, scores
         # The securityContext the chart renders is in force: the gateway runs as uid 10001.
-        uid = podman("exec", f"{gateway['metadata']['name']}-pod-0-gateway", "id", "-u", env=podman_env)
+        uid = podman("exec", f"{gateway['metadata']['name']}-pod-0-gateway", "python3", "-c", "import os; print(os.getuid())",
+                     env=podman_env)
         assert uid.stdout.strip() == "10001"
     finally:
         for f in files.values():
