@@ -26,7 +26,7 @@ up: every number a template renders goes through int64 (or common.version below)
 {{- $registry := "" }}
 {{- if .global }}{{ $registry = .global.imageRegistry | default "" }}{{ end }}
 {{- if and (not $registry) (not .image.digest) }}
-{{- fail (printf "%s image: `%s` is a keras-serving image, which resolves to %s/%s, and from there the chart pulls by digest only (a released chart carries the digests). From this source tree: push the keras-serving images to a registry your cluster can pull from and set global.imageRegistry to it (e.g. registry.example.com/keras-serving), or set %s.digest, or set %s.repository to a full image reference (e.g. registry.example.com/team/%s)." .name $repository (include "common.projectRegistry" .) $repository .path .path $repository) }}
+{{- fail (printf "%s image: `%s` is a keras-serving image, which resolves to %s/%s, and from there the chart pulls by digest only (a released chart carries the digests). From this source tree: `make release REGISTRY=<registry>` pushes the images and prints the install command; or push them yourself and set global.imageRegistry (e.g. registry.example.com/keras-serving), or set %s.digest, or set %s.repository to a full image reference (e.g. registry.example.com/team/%s)." .name $repository (include "common.projectRegistry" .) $repository .path .path $repository) }}
 {{- end }}
 {{- $repository = printf "%s/%s" (trimSuffix "/" ($registry | default (include "common.projectRegistry" .))) $repository }}
 {{- end }}
