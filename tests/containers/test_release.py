@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 
@@ -34,6 +35,16 @@ def _manifest_digest(registry: str, name: str, reference: str) -> str | None:
                         "application/vnd.docker.distribution.manifest.list.v2+json"])
     response = requests.head(f"http://{registry}/v2/{name}/manifests/{reference}", headers={"Accept": accept}, timeout=10)
     return response.headers.get("Docker-Content-Digest") if response.status_code == 200 else None
+
+
+def _retag(registry: str, name: str, digest: str, tag: str) -> None:
+    """Point <name>:<tag> back at the manifest <digest> (the same bytes, so the same digest)."""
+    accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+    got = requests.get(f"http://{registry}/v2/{name}/manifests/{digest}", headers={"Accept": accept}, timeout=10)
+    got.raise_for_status()
+    put = requests.put(f"http://{registry}/v2/{name}/manifests/{tag}", data=got.content,
+                       headers={"Content-Type": got.headers["Content-Type"]}, timeout=10)
+    assert put.status_code == 201, put.text
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +124,7 @@ def test_a_moved_tag_and_a_foreign_key_fail_verification(oci_release, tmp_path):
         assert proc.returncode != 0
         assert "no signatures found" in proc.stderr or "no matching signatures" in proc.stderr, proc.stderr
     finally:
-        docker("pull", "-q", f"{oci_release.prefix}/gateway@{original}")
-        docker("tag", f"{oci_release.prefix}/gateway@{original}", tag_ref)
-        docker("push", "-q", tag_ref)
+        _retag(registry, f"{namespace}/gateway", original, tag_ref.rsplit(":", 1)[1])
     assert _manifest_digest(registry, f"{namespace}/gateway", tag_ref.rsplit(":", 1)[1]) == original
 
     other = tmp_path / "other"
@@ -139,3 +148,27 @@ def test_every_image_carries_a_signed_spdx_sbom(oci_release, name):
     packages = {p["name"] for p in sbom["packages"]}
     if name == "gateway":
         assert {"flask", "waitress", "grpcio", "pillow"} <= packages, sorted(packages)[:50]
+
+
+def test_a_chart_pushed_over_the_released_version_fails_verification(oci_release, pulled_chart, tmp_path):
+    """Someone without the key pushes other chart bytes as the same version: helm would pull them,
+    cosign refuses them."""
+    registry, namespace = oci_release.prefix.split("/", 1)
+    repository = f"{namespace}/charts/keras-serving"
+    original = oci_release.manifest["chart"]["digest"]
+    chart = shutil.copytree(pulled_chart, tmp_path / "keras-serving")
+    values = chart / "values.yaml"
+    values.write_text(values.read_text().replace(oci_release.prefix, "evil.example.com/keras-serving"))
+    packaged = _run("helm", "package", str(chart), "--destination", str(tmp_path))
+    assert packaged.returncode == 0, packaged.stderr
+    pushed = _run("helm", "push", str(next(tmp_path.glob("*.tgz"))), f"oci://{registry}/{namespace}/charts", "--plain-http")
+    assert pushed.returncode == 0, pushed.stderr
+    try:
+        moved = _manifest_digest(registry, repository, oci_release.version)
+        assert moved and moved != original
+        proc = _cosign_verify(oci_release, f"{oci_release.prefix}/charts/keras-serving:{oci_release.version}")
+        assert proc.returncode != 0
+        assert "no signatures found" in proc.stderr or "no matching signatures" in proc.stderr, proc.stderr
+    finally:
+        _retag(registry, repository, original, oci_release.version)
+    assert _manifest_digest(registry, repository, oci_release.version) == original
