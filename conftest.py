@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import os
 import pathlib
+import sys
 
 import pytest
 
@@ -26,6 +27,9 @@ _FOLDER_TIERS = {
 os.environ["PATH"] = os.pathsep.join(
     [str(ROOT / ".tools" / "bin"), str(ROOT / ".venv" / "bin"), os.environ.get("PATH", "")]
 )
+
+# tests/support: helpers several tiers' folders import (`from support.phone_photos import ...`).
+sys.path.insert(0, str(ROOT / "tests"))
 
 _outcomes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 _tier_of: dict[str, str] = {}

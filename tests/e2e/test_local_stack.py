@@ -5,6 +5,7 @@ Ports are chosen free for each test and passed through the variables scripts/sta
 developer's own `make up` on the default ports does not collide with the tests."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pathlib
@@ -15,6 +16,7 @@ import time
 
 import pytest
 import requests
+from support.phone_photos import STORED_AS, phone_photo, upright_pixels
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SERVICES = ("model-server", "samples", "gateway")
@@ -95,6 +97,17 @@ def test_make_up_serves_curl_until_make_down_stops_every_process(stack_env):
     )
     scores = json.loads(curl.stdout)
     assert max(scores, key=scores.get) == DEMO_CLASS
+    # The demo photo as a phone stores it, with each EXIF orientation, uploaded and sent as
+    # base64: the model still names the same class.
+    upright = upright_pixels(ROOT / "samples" / "images" / DEMO_IMAGE)
+    for orientation in STORED_AS:
+        photo = phone_photo(upright, orientation)
+        gateway = f"http://127.0.0.1:{ports['GATEWAY_PORT']}/predict"
+        uploaded = requests.post(gateway, files={"image": ("phone.jpg", photo, "image/jpeg")}, timeout=60)
+        sent = requests.post(gateway, json={"image": base64.b64encode(photo).decode()}, timeout=60)
+        for response in (uploaded, sent):
+            assert response.status_code == 200, response.text
+            assert max(response.json(), key=response.json().get) == DEMO_CLASS, (orientation, response.json())
     # A second `make up` must refuse rather than start a second stack.
     again = subprocess.run(["make", "up"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "already running" in again.stderr

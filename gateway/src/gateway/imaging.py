@@ -5,6 +5,11 @@ Keras `load_img` and keras-image-helper do. For JPEG, `Image.draft` first lets l
 1/2, 1/4 or 1/8 scale (DCT scaling) while staying at least the target size, so a 12-megapixel
 phone photo is never decoded at full size.
 
+Phone photos: most store the sensor's pixels sideways with an EXIF Orientation tag. The tag is
+read from the header, the JPEG draft is asked for the target size in the stored orientation, and
+the (already reduced) image is transposed upright before the resize: the model sees the photo as
+its owner does, at no cost beyond a transpose of the small image.
+
 Decompression bombs: the pixel count in the header is checked against `max_image_pixels` right
 after `Image.open` (which parses only the header) and before any pixel is decoded; Pillow's own
 global guard is set to the same limit as a backstop.
@@ -29,6 +34,19 @@ _SIGNATURES = (
     (b"BM", "BMP"),
 )
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+
+# EXIF Orientation (tag 0x0112) -> the transpose that makes the stored pixels upright (EXIF 2.32,
+# the same table as PIL.ImageOps.exif_transpose). 5-8 swap width and height.
+_ORIENTATION = 0x0112
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 # Per-family scaling of float32 inputs, as keras-image-helper / keras.applications do it.
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -64,10 +82,15 @@ def decode_resized(data: bytes, width: int, height: int, max_pixels: int) -> np.
         pixels = image.width * image.height
         if pixels > max_pixels:
             raise _too_many_pixels(image.width, image.height, max_pixels)
+        upright = _UPRIGHT.get(_orientation(image))
         if fmt == "JPEG":
-            image.draft("RGB", (width, height))
+            # The target in the stored orientation: a sideways photo is decoded at the same scale
+            # as the same photo stored upright.
+            image.draft("RGB", (height, width) if upright in _SWAPS else (width, height))
         if image.mode != "RGB":
             image = image.convert("RGB")
+        if upright is not None:
+            image = image.transpose(upright)
         if image.size != (width, height):
             image = image.resize((width, height), Image.NEAREST)
         else:
@@ -80,6 +103,19 @@ def decode_resized(data: bytes, width: int, height: int, max_pixels: int) -> np.
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         # OSError covers "image file is truncated" and broken streams.
         raise GatewayError(422, "invalid_image", f"the {fmt} image cannot be decoded: {error}") from None
+
+
+_SWAPS = {Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90}
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF Orientation of an opened (not yet decoded) image; 1 (upright) when absent or
+    unreadable: a broken EXIF block must not cost the user the prediction."""
+    try:
+        value = image.getexif().get(_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - Pillow's EXIF parser raises assorted errors on junk
+        return 1
+    return value if isinstance(value, int) else 1
 
 
 def _too_many_pixels(width, height, limit) -> GatewayError:

@@ -31,14 +31,17 @@ def scale(pixels: np.ndarray, family: str = "xception") -> np.ndarray:
 
 def load_pixels(path: str | pathlib.Path, size: tuple[int, int]) -> np.ndarray:
     """JPEG/PNG file -> uint8 array [H, W, 3]; ``size`` is (W, H) as PIL takes it."""
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     with Image.open(path) as img:
+        sideways = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF Orientation swaps W and H
         if img.format == "JPEG":
             # The gateway lets libjpeg decode JPEGs at reduced scale (DCT scaling) before the
-            # resize; do the same so training and evaluation see the pixels serving sends.
-            img.draft("RGB", size)
-        img = img.convert("RGB")
+            # resize; do the same so training and evaluation see the pixels serving sends
+            # (the target in the stored orientation, as the gateway asks for it).
+            img.draft("RGB", size[::-1] if sideways else size)
+        # Phone photos stored sideways are turned upright first, as the gateway does.
+        img = ImageOps.exif_transpose(img).convert("RGB")
         img = img.resize(size, Image.NEAREST)
         return np.asarray(img, dtype=np.uint8)
 
