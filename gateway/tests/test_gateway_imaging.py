@@ -21,7 +21,7 @@ def gradient(width=640, height=480, mode="RGB") -> Image.Image:
     return Image.fromarray(np.stack([x, y, 255 - x], axis=-1)).convert(mode)
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP", "WEBP"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP", "WEBP", "AVIF"])
 def test_accepted_formats_decode_to_rgb_at_the_model_size(fmt):
     data = encode(gradient(), fmt)
     assert sniff_format(data) == fmt
@@ -34,6 +34,21 @@ def test_non_images_are_refused_by_their_bytes(data):
     with pytest.raises(GatewayError) as caught:
         decode_resized(data, 10, 10, 10**6)
     assert (caught.value.status, caught.value.code) == (415, "unsupported_image")
+
+
+@pytest.mark.parametrize("major, compatible", [(b"heic", [b"mif1", b"heic"]), (b"mif1", [b"heic"]),
+                                               (b"heix", [b"mif1"])])
+def test_heic_photos_get_a_415_that_names_what_to_send(major, compatible):
+    """An iPhone's HEIC (the ISO-BMFF ftyp box as it writes it) is named, with the formats that
+    work and the phone setting that sends one."""
+    box = b"ftyp" + major + b"\x00\x00\x00\x00" + b"".join(compatible)
+    data = (len(box) + 4).to_bytes(4, "big") + box + b"\x00" * 64
+    with pytest.raises(GatewayError) as caught:
+        decode_resized(data, 10, 10, 10**6)
+    assert (caught.value.status, caught.value.code) == (415, "unsupported_image")
+    assert "HEIC/HEIF images are not supported" in caught.value.message
+    for name in ("JPEG", "PNG", "WebP", "AVIF"):
+        assert name in caught.value.message
 
 
 def test_small_jpeg_matches_keras_style_nearest_resize(sample_jpeg):

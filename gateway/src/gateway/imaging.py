@@ -33,7 +33,15 @@ _SIGNATURES = (
     (b"GIF89a", "GIF"),
     (b"BM", "BMP"),
 )
-ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")
+# AVIF (Pillow decodes it natively) and HEIF/HEIC (the iPhone's default) are ISO base media files:
+# an `ftyp` box whose brands name the format. HEIC is refused: the maintained decoder wheel
+# (pillow-heif) brings libheif linked to the x265 encoder, +27 MB that would take the gateway
+# image past its 150 MB budget for a format phones can be set not to send.
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "AVIF")
+_NAMES = {"WEBP": "WebP"}
+SUPPORTED = ", ".join(_NAMES.get(f, f) for f in ACCEPTED_FORMATS[:-1]) + f" or {ACCEPTED_FORMATS[-1]}"
 
 # EXIF Orientation (tag 0x0112) -> the transpose that makes the stored pixels upright (EXIF 2.32,
 # the same table as PIL.ImageOps.exif_transpose). 5-8 swap width and height.
@@ -64,11 +72,24 @@ def sniff_format(data: bytes) -> str:
             return name
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
-    raise GatewayError(
-        415,
-        "unsupported_image",
-        "the content is not a JPEG, PNG, GIF, BMP or WebP image",
-    )
+    brands = _ftyp_brands(data)
+    if brands & _AVIF_BRANDS:
+        return "AVIF"
+    if brands & _HEIF_BRANDS:
+        raise GatewayError(
+            415, "unsupported_image",
+            f"HEIC/HEIF images are not supported: send {SUPPORTED} (an iPhone sends JPEG with "
+            "Settings > Camera > Formats > Most Compatible)",
+        )
+    raise GatewayError(415, "unsupported_image", f"the content is not a {SUPPORTED} image")
+
+
+def _ftyp_brands(data: bytes) -> set[bytes]:
+    """Major and compatible brands of a leading ISO-BMFF `ftyp` box (empty if there is none)."""
+    if len(data) < 16 or data[4:8] != b"ftyp":
+        return set()
+    size = min(int.from_bytes(data[:4], "big"), len(data), 4096)
+    return {data[8:12]} | {data[i:i + 4] for i in range(16, size - 3, 4)}
 
 
 def decode_resized(data: bytes, width: int, height: int, max_pixels: int) -> np.ndarray:
