@@ -101,9 +101,9 @@ build_push() {
 build_push gateway "$VERSION" gateway/Dockerfile gateway
 build_push model-loader "$VERSION" model/Dockerfile.loader model
 build_push model-server-dev "$VERSION" model/Dockerfile.serve model
-say "converting the demo model (model convert) into the model image"
-model convert model/demo/clothing-model.keras --labels model/demo/labels.txt --out "$work/models" \
-  --name clothing-model --version "$model_version" >&2
+say "converting the demo model (as make demo serves it) into the model image"
+[ "$model_version" = 1 ] || die "values.yaml's model version is $model_version; the demo model is version 1"
+MODELS_DIR=$work/models STACK_DIR=$work/stack scripts/stack.sh convert >&2
 build_push clothing-model "$model_version" model/Dockerfile.model-image "$work/models" \
   --build-arg "LOADER_IMAGE=$PREFIX/model-loader@${DIGEST[model-loader]}" \
   --build-arg "MODEL_DIR=clothing-model/$model_version" --build-arg MODEL_NAME=clothing-model \
