@@ -80,6 +80,32 @@ def test_make_demo_prints_ten_scores_with_the_right_top_class_and_stops_everythi
     assert f"top class: {DEMO_CLASS}" in proc.stdout
     assert not recorded_pids(run_dir), "make demo left pid files behind"
     assert_nothing_left({}, ports)
+    assert_readme_quick_start_matches(proc.stdout, ports)
+
+
+def readme_quick_start() -> list[str]:
+    """The lines of the README's Quick start output block (the ``` block after step 4)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Quick start"):]
+    block = section[section.index("4. Sends"):]
+    block = block[block.index("```") + 3:]
+    return [line.strip() for line in block[:block.index("```")].strip().splitlines()]
+
+
+def assert_readme_quick_start_matches(output: str, ports: dict) -> None:
+    """The README shows what `make demo` prints: the same sample file, top class (and score),
+    accuracy, and scores within printing noise. The run used free ports; the README the defaults."""
+    ran = [line.strip() for line in output.splitlines() if line.startswith(("==> curl", "==> top class", "==> the demo", "{"))]
+    ran = [line.replace(f"localhost:{ports['GATEWAY_PORT']}", "localhost:9696")
+               .replace(f"127.0.0.1:{ports['SAMPLES_PORT']}", "127.0.0.1:8088") for line in ran]
+    shown = readme_quick_start()
+    assert len(shown) == len(ran) == 4, (shown, ran)
+    assert shown[0] == ran[0], "README Quick start: the curl line (sample file) differs from make demo's"
+    assert shown[2] == ran[2], "README Quick start: the top class line differs from make demo's"
+    assert shown[3] == ran[3], "README Quick start: the accuracy line differs from make demo's"
+    readme_scores, run_scores = json.loads(shown[1]), json.loads(ran[1])
+    assert list(readme_scores) == list(run_scores)
+    assert all(abs(readme_scores[k] - run_scores[k]) < 0.01 for k in run_scores), (readme_scores, run_scores)
 
 
 def test_make_up_serves_curl_until_make_down_stops_every_process(stack_env):
