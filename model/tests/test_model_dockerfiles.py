@@ -49,5 +49,20 @@ def test_serve_image_exposes_tf_serving_ports_and_binary_name():
     assert re.search(r"^EXPOSE 8500 8501$", text, re.M)
     wrapper = MODEL_DIR / "docker" / "tensorflow_model_server"
     assert wrapper.stat().st_mode & 0o111, "the wrapper must be executable (COPY keeps the mode)"
-    # TF Serving's command line passed on unchanged, and TF Serving's SIGTERM behaviour by default.
-    assert 'exec python3 -m model_tools.serve --on_sigterm="${TF_SERVING_SIGTERM:-ignore}" "$@"' in wrapper.read_text()
+    # Run it with a stand-in python3 that prints what it was given: TF Serving's command line
+    # passed on unchanged, every address bound, TF Serving's SIGTERM behaviour unless told.
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as bin_dir:
+        fake = pathlib.Path(bin_dir) / "python3"
+        fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+        fake.chmod(0o755)
+        def argv(**env):
+            out = subprocess.run([str(wrapper), "--port=9000", "--model_name=m"], capture_output=True, text=True,
+                                 env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env}, timeout=30, check=True)
+            return out.stdout.split()
+        assert argv() == ["-m", "model_tools.serve", "--host", "0.0.0.0", "--wait_for_models", "--on_sigterm=ignore", "--port=9000",
+                          "--model_name=m"]
+        assert "--on_sigterm=exit" in argv(TF_SERVING_SIGTERM="exit")

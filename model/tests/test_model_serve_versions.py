@@ -32,7 +32,7 @@ def test_ports_open_after_first_version_and_new_version_is_served_without_errors
 
     base = tmp_path / "models"
     server = ServeProcess("--model_name=m", f"--model_base_path={base / 'm'}",
-                          "--file_system_poll_wait_seconds=0.5")
+                          "--file_system_poll_wait_seconds=0.5", "--wait_for_models")
     try:
         # No version yet: like TF Serving, the ports stay closed.
         deadline = time.monotonic() + 8

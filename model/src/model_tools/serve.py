@@ -45,7 +45,7 @@ def add_arguments(parser):
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
     parser.add_argument("--rest_api_port", type=int, default=8501, help="REST port (0: no REST, "
                         "as in TF Serving)")
-    parser.add_argument("--host", default="0.0.0.0", help="bind address for both ports (not a TF "
+    parser.add_argument("--host", default="127.0.0.1", help="bind address for both ports (not a TF "
                         "Serving flag; TF Serving always binds every interface)")
     parser.add_argument("--model_name", default="default")
     parser.add_argument("--model_base_path", help="directory holding <version>/ subdirectories")
@@ -64,6 +64,9 @@ def add_arguments(parser):
     parser.add_argument("--on_sigterm", choices=("exit", "ignore"), default="exit",
                         help="not a TF Serving flag: 'ignore' behaves like TF Serving, which "
                         "ignores SIGTERM and serves until it is killed (tensorflow/serving#1853)")
+    parser.add_argument("--wait_for_models", type=_bool, nargs="?", const=True, default=False,
+                        help="with no version under a base path yet, wait for one as TF Serving does "
+                        "(the container image sets it); without it, say what layout was expected and exit")
     parser.add_argument("--log_level", default="INFO")
     for flag in IGNORED_FLAGS:
         parser.add_argument(f"--{flag}", nargs="?", const="true", help=argparse.SUPPRESS)
@@ -147,6 +150,18 @@ def run(args, extra_flags=()) -> int:
     from model_tools.serve_metrics import ServeMetrics
     from model_tools.serve_rest import start_rest
 
+    if not args.wait_for_models:
+        from model_tools.model_manager import list_versions
+
+        empty = [config for config in configs if not list_versions(config.base_path)]
+        for config in empty:
+            print(f"model serve: no version of {config.name} under {config.base_path}: expected "
+                  f"{config.base_path}/<version>/saved_model.pb, e.g. {config.base_path}/1/saved_model.pb "
+                  f"(`model convert my.keras --out <dir> --name {config.name}` writes <dir>/{config.name}/1/; "
+                  "pass that <dir>/<name> as --model_base_path), or --wait_for_models to wait for one",
+                  file=sys.stderr)
+        if empty:
+            return 2
     manager = ModelManager(configs, args.file_system_poll_wait_seconds, args.enable_model_warmup)
     threading.Thread(target=lambda: (stopping.wait(), manager.stop()), daemon=True).start()
     if not manager.wait_until_ready():

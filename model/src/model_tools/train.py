@@ -174,8 +174,10 @@ def _sample_predictions(model, classes, samples_dir: pathlib.Path, size):
 def add_arguments(parser):
     parser.add_argument("--dataset", default=DEFAULT_DATASET,
                         help="directory with train/ validation/ test/ class folders")
-    parser.add_argument("--out", default="model/demo", help="writes clothing-model.keras, "
-                        "labels.txt and training-report.json here")
+    parser.add_argument("--out", default="build/train", help="writes clothing-model.keras, "
+                        "labels.txt and training-report.json here (default build/train; the committed "
+                        "demo model in model/demo is replaced only with --out model/demo --force)")
+    parser.add_argument("--force", action="store_true", help="replace a model already in --out")
     parser.add_argument("--size", type=int, default=128, help="square input size in pixels")
     parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -188,7 +190,29 @@ def add_arguments(parser):
                         help="one image per class, predicted into the report")
 
 
+DATASET_SOURCE = "https://github.com/alexeygrigorev/clothing-dataset-small"
+
+
+def check_paths(dataset: pathlib.Path, out: pathlib.Path, force: bool) -> str | None:
+    """What is wrong with the dataset or the output folder, in words a user can act on."""
+    missing = [split for split in ("train", "validation", "test") if not (dataset / split).is_dir()]
+    if missing:
+        return (f"no dataset at {dataset} (missing {', '.join(m + '/' for m in missing)}): get the lesson's "
+                f"dataset with `git clone {DATASET_SOURCE}` and pass --dataset <path>/clothing-dataset-small "
+                "(train/, validation/ and test/ hold one folder of JPEGs per class)")
+    if (out / "clothing-model.keras").exists() and not force:
+        return (f"{out}/clothing-model.keras exists: pass --force to replace it, or another --out "
+                "(the committed demo model lives in model/demo)")
+    return None
+
+
 def run(args) -> int:
+    import sys
+
+    problem = check_paths(pathlib.Path(args.dataset), pathlib.Path(args.out), args.force)
+    if problem:
+        print(f"model train: {problem}", file=sys.stderr)
+        return 2
     samples = pathlib.Path(args.samples)
     train(pathlib.Path(args.dataset), pathlib.Path(args.out), size=(args.size, args.size),
           epochs=args.epochs, batch_size=args.batch_size, max_minutes=args.max_minutes,
