@@ -70,11 +70,16 @@ registry-down: ## stop the local registry
 	scripts/release/registry.sh stop
 
 # ---- local stack -----------------------------------------------------------------------------
-.PHONY: up down
-up: venv ## start model server + gateway in the background (stop with make down)
-	scripts/stack.sh up
+.PHONY: up down reset
+up: venv ## start model server + gateway in the background (MODEL=my.keras [LABELS=labels.txt] serves yours); stop with make down
+	MODEL="$(MODEL)" LABELS="$(LABELS)" scripts/stack.sh up
 down: ## stop what make up started
 	scripts/stack.sh down
+reset: ## stop make up / make demo stacks and the local registry, and delete their state (.run/stack, .run/demo, .run/models, .run/registry)
+	scripts/stack.sh down
+	STACK_DIR=$(CURDIR)/.run/demo scripts/stack.sh down
+	scripts/release/registry.sh stop >/dev/null
+	rm -rf .run/stack .run/demo .run/models .run/registry
 
 # ---- docs and benchmarks ---------------------------------------------------------------------
 .PHONY: docs bench

@@ -5,13 +5,21 @@
 #   curl -X POST localhost:9696/predict -H 'Content-Type: application/json' -d '{"url": ...}'
 # for the sample image the demo model's training report names, prints the scores and the top
 # class, and stops everything on exit, Ctrl-C or SIGTERM.
+#
+# The demo keeps its own state (.run/demo: pid files, this run's logs, the converted demo model),
+# always serves the bundled demo model (MODEL is ignored), and stops only what it started: with
+# `make up` running on the same ports, or another demo, it says so and leaves them alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GATEWAY_PORT=${GATEWAY_PORT:-9696}
 SAMPLES_PORT=${SAMPLES_PORT:-8088}
-export GATEWAY_PORT SAMPLES_PORT
+STACK_DIR=${DEMO_DIR:-$PWD/.run/demo}
+MODEL=
+MODEL_NAME=clothing-model
+export GATEWAY_PORT SAMPLES_PORT STACK_DIR MODEL MODEL_NAME
 
-trap 'scripts/stack.sh down' EXIT
+started=0
+trap '[ "$started" = 0 ] || scripts/stack.sh down' EXIT
 # INT/TERM end the script with the conventional status; the EXIT trap then stops the stack.
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -25,7 +33,15 @@ EOF
 )
 
 echo "==> starting the local stack (model server, gateway, sample image server)"
-scripts/stack.sh up
+started=1
+status=0
+scripts/stack.sh up || status=$?
+if [ "$status" = 3 ]; then
+  started=0  # refused before starting anything: what runs there is not ours to stop
+  echo "==> not started: see the line above (make down stops a make up stack)" >&2
+  exit 1
+fi
+[ "$status" = 0 ] || exit "$status"
 
 url="http://127.0.0.1:$SAMPLES_PORT/$image"
 body="{\"url\": \"$url\"}"

@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,10 +38,13 @@ def stack_env(tmp_path):
     """Free ports and a private pid/log folder: a developer's own `make up` is left alone."""
     ports = {name: free_port() for name in ("GATEWAY_PORT", "GRPC_PORT", "REST_PORT", "SAMPLES_PORT")}
     run_dir = tmp_path / "stack"
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "STACK_DIR": str(run_dir)}
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "STACK_DIR": str(run_dir),
+           "DEMO_DIR": str(tmp_path / "demo")}
     yield env, ports, run_dir
-    # Whatever happened in the test, leave no stack running.
+    # Whatever happened in the test, leave no stack running (make up's, and make demo's).
     subprocess.run(["make", "-s", "down"], cwd=ROOT, env=env, timeout=120, check=False)
+    subprocess.run(["make", "-s", "down"], cwd=ROOT, env={**env, "STACK_DIR": env["DEMO_DIR"]}, timeout=120,
+                   check=False)
 
 
 def recorded_pids(run_dir: pathlib.Path) -> dict[str, int]:
@@ -78,7 +82,7 @@ def test_make_demo_prints_ten_scores_with_the_right_top_class_and_stops_everythi
     assert all(isinstance(v, float) for v in scores.values())
     assert max(scores, key=scores.get) == DEMO_CLASS
     assert f"top class: {DEMO_CLASS}" in proc.stdout
-    assert not recorded_pids(run_dir), "make demo left pid files behind"
+    assert not recorded_pids(pathlib.Path(env["DEMO_DIR"])), "make demo left pid files behind"
     assert_nothing_left({}, ports)
     assert_readme_quick_start_matches(proc.stdout, ports)
 
@@ -147,7 +151,8 @@ def test_make_up_serves_curl_until_make_down_stops_every_process(stack_env):
 
 
 def test_ctrl_c_during_make_demo_leaves_nothing_behind(stack_env):
-    env, ports, run_dir = stack_env
+    env, ports, _ = stack_env
+    run_dir = pathlib.Path(env["DEMO_DIR"])
     demo = subprocess.Popen(["make", "demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -167,3 +172,62 @@ def test_ctrl_c_during_make_demo_leaves_nothing_behind(stack_env):
     assert demo.returncode != 0, output
     assert_nothing_left(pids, ports)
     assert not recorded_pids(run_dir), output
+
+
+def test_make_demo_leaves_a_running_make_up_alone_and_says_why(stack_env):
+    """The old footgun: `make demo` during `make up` printed "already running" and then stopped
+    the user's stack. Now it refuses, and the stack keeps serving."""
+    env, ports, run_dir = stack_env
+    up = subprocess.run(["make", "up"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    pids = recorded_pids(run_dir)
+    demo = subprocess.run(["make", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert demo.returncode != 0
+    assert f"port {ports['GATEWAY_PORT']} is in use" in demo.stderr or "is in use" in demo.stderr, demo.stderr
+    assert recorded_pids(run_dir) == pids
+    assert all(pathlib.Path(f"/proc/{pid}").exists() for pid in pids.values())
+    assert requests.get(f"http://127.0.0.1:{ports['GATEWAY_PORT']}/readyz", timeout=10).status_code == 200
+
+
+def test_make_up_with_your_model_leaves_the_demo_state_alone_and_logs_are_per_run(stack_env, tmp_path):
+    """`make up MODEL=...` serves another model under its own name (converted into make up's
+    state folder); `make demo` still serves the demo model; each run's log holds that run only."""
+    env, ports, run_dir = stack_env
+    mine = tmp_path / "mine.keras"
+    mine.write_bytes((ROOT / "model" / "demo" / "clothing-model.keras").read_bytes())
+    custom = {**env, "MODEL_NAME": "my-model"}
+    for _ in range(2):
+        up = subprocess.run(["make", "up", f"MODEL={mine}", f"LABELS={ROOT / 'model' / 'demo' / 'labels.txt'}"],
+                            cwd=ROOT, env=custom, capture_output=True, text=True, timeout=600)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        status = requests.get(f"http://127.0.0.1:{ports['REST_PORT']}/v1/models/my-model", timeout=10).json()
+        assert status["model_version_status"][0]["state"] == "AVAILABLE", status
+        assert (run_dir / "models" / "my-model" / "1" / "saved_model.pb").is_file()
+        down = subprocess.run(["make", "down"], cwd=ROOT, env=custom, capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0, down.stderr
+    log = (run_dir / "gateway.log").read_text()
+    assert log.count("gateway listening") == 1, "the log should hold the last run only"
+    demo = subprocess.run(["make", "demo"], cwd=ROOT, env={**env, "MODEL": str(mine), "MODEL_NAME": "my-model"},
+                          capture_output=True, text=True, timeout=600)
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert f"top class: {DEMO_CLASS}" in demo.stdout
+    assert not (pathlib.Path(env["DEMO_DIR"]) / "models" / "my-model").exists()
+
+
+def test_make_reset_stops_the_stacks_and_removes_their_state(tmp_path):
+    """`make reset` on a copy of the repository's .run layout (the real one may be a developer's)."""
+    work = tmp_path / "repo"
+    for path in ("Makefile", "scripts"):
+        src = ROOT / path
+        if src.is_dir():
+            shutil.copytree(src, work / path, symlinks=True)
+        else:
+            work.mkdir(parents=True, exist_ok=True)
+            (work / path).write_bytes(src.read_bytes())
+    for state in ("stack", "demo", "models/clothing-model/1", "registry/data", "release"):
+        (work / ".run" / state).mkdir(parents=True)
+    (work / ".run" / "release" / "cosign.key").write_text("keep me")
+    proc = subprocess.run(["make", "-s", "reset"], cwd=work, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (work / ".run").iterdir()) == ["release"]
+    assert (work / ".run" / "release" / "cosign.key").read_text() == "keep me"
