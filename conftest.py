@@ -4,6 +4,7 @@ Every test belongs to exactly one tier (see ARCHITECTURE.md "Test tiers"). A tes
 tier with a marker; otherwise its folder decides. In CI (CI=true) a skipped test fails the run:
 a test that skips there proves nothing.
 """
+
 from __future__ import annotations
 
 import collections

@@ -6,6 +6,7 @@ payload size) and answers a fixed [batch, 10] float32 scores tensor in `float_va
 does. It counts Predict calls and request bytes per process in shared memory, so the harness can
 read the spread over replicas and the tensor bytes per request.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,15 +50,24 @@ def _shape(*dims: int) -> tensor_shape_pb2.TensorShapeProto:
 def signature_def_map(input_dtype: str) -> get_model_metadata_pb2.SignatureDefMap:
     """What TF Serving's GetModelMetadata reports for the lesson's Keras SavedModel."""
     sig = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
-    sig.inputs[INPUT_NAME].CopyFrom(meta_graph_pb2.TensorInfo(
-        name=f"serving_default_{INPUT_NAME}:0", dtype=DTYPES[input_dtype][0],
-        tensor_shape=_shape(-1, IMAGE_SIZE, IMAGE_SIZE, 3)))
-    sig.outputs[OUTPUT_NAME].CopyFrom(meta_graph_pb2.TensorInfo(
-        name="StatefulPartitionedCall:0", dtype=types_pb2.DT_FLOAT,
-        tensor_shape=_shape(-1, NUM_CLASSES)))
+    sig.inputs[INPUT_NAME].CopyFrom(
+        meta_graph_pb2.TensorInfo(
+            name=f"serving_default_{INPUT_NAME}:0",
+            dtype=DTYPES[input_dtype][0],
+            tensor_shape=_shape(-1, IMAGE_SIZE, IMAGE_SIZE, 3),
+        )
+    )
+    sig.outputs[OUTPUT_NAME].CopyFrom(
+        meta_graph_pb2.TensorInfo(
+            name="StatefulPartitionedCall:0", dtype=types_pb2.DT_FLOAT, tensor_shape=_shape(-1, NUM_CLASSES)
+        )
+    )
     init = meta_graph_pb2.SignatureDef()
-    init.outputs["__saved_model_init_op"].CopyFrom(meta_graph_pb2.TensorInfo(
-        name="NoOp", tensor_shape=tensor_shape_pb2.TensorShapeProto(unknown_rank=True)))
+    init.outputs["__saved_model_init_op"].CopyFrom(
+        meta_graph_pb2.TensorInfo(
+            name="NoOp", tensor_shape=tensor_shape_pb2.TensorShapeProto(unknown_rank=True)
+        )
+    )
     result = get_model_metadata_pb2.SignatureDefMap()
     result.signature_def[SIGNATURE_NAME].CopyFrom(sig)
     result.signature_def["__saved_model_init_op"].CopyFrom(init)
@@ -83,23 +93,28 @@ class InstantPredictionService(prediction_service_pb2_grpc.PredictionServiceServ
         tensor = request.inputs[INPUT_NAME]
         dims = [d.size for d in tensor.tensor_shape.dim]
         if tensor.dtype != self._dtype or len(dims) != 4 or dims[1:] != [IMAGE_SIZE, IMAGE_SIZE, 3]:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"expected dtype {self._dtype} [-1,{IMAGE_SIZE},{IMAGE_SIZE},3], "
-                          f"got dtype {tensor.dtype} {dims}")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"expected dtype {self._dtype} [-1,{IMAGE_SIZE},{IMAGE_SIZE},3], "
+                f"got dtype {tensor.dtype} {dims}",
+            )
         batch = dims[0]
         expected = batch * IMAGE_SIZE * IMAGE_SIZE * 3
-        values = (len(tensor.tensor_content) // self._itemsize if tensor.tensor_content
-                  else max(len(tensor.float_val), len(tensor.int_val)))
+        values = (
+            len(tensor.tensor_content) // self._itemsize
+            if tensor.tensor_content
+            else max(len(tensor.float_val), len(tensor.int_val))
+        )
         if values != expected:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"input holds {values} values, shape needs {expected}")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"input holds {values} values, shape needs {expected}"
+            )
         with self._counters.get_lock():
             self._counters[PREDICTS] += 1
             self._counters[PAYLOAD_BYTES] += values * self._itemsize
             self._counters[INPUT_BYTES] += tensor.ByteSize()
             self._counters[REQUEST_BYTES] += request.ByteSize()
-        scores = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT,
-                                        tensor_shape=_shape(batch, NUM_CLASSES))
+        scores = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=_shape(batch, NUM_CLASSES))
         scores.float_val.extend(SCORES * batch)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = MODEL_NAME
@@ -122,7 +137,8 @@ class InstantModelService(model_service_pb2_grpc.ModelServiceServicer):
         if request.model_spec.name != MODEL_NAME:
             context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found: {request.model_spec.name}")
         status = get_model_status_pb2.ModelVersionStatus(
-            version=1, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+            version=1, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        )
         return get_model_status_pb2.GetModelStatusResponse(model_version_status=[status])
 
 
@@ -133,7 +149,8 @@ def serve(port: int, input_dtype: str, counters, bound_port=None, ready=None) ->
         options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.so_reuseport", 0)],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        InstantPredictionService(input_dtype, counters), server)
+        InstantPredictionService(input_dtype, counters), server
+    )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(InstantModelService(), server)
     port = server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
@@ -154,22 +171,25 @@ class Backend:
         self._port = ctx.Value("i", 0)
         self._ready = ctx.Event()
         self._process = ctx.Process(
-            target=serve, args=(0, input_dtype, self._counters, self._port, self._ready),
-            daemon=True, name=f"instant-backend-{input_dtype}")
+            target=serve,
+            args=(0, input_dtype, self._counters, self._port, self._ready),
+            daemon=True,
+            name=f"instant-backend-{input_dtype}",
+        )
 
-    def launch(self) -> "Backend":
+    def launch(self) -> Backend:
         """Start the process without waiting (importing the protos takes seconds; launch several
         backends, then wait for each)."""
         self._process.start()
         return self
 
-    def wait_ready(self, timeout: float = 120.0) -> "Backend":
+    def wait_ready(self, timeout: float = 120.0) -> Backend:
         if not self._ready.wait(timeout):
             self.stop()
             raise RuntimeError("instant backend did not start")
         return self
 
-    def start(self, timeout: float = 120.0) -> "Backend":
+    def start(self, timeout: float = 120.0) -> Backend:
         return self.launch().wait_ready(timeout)
 
     @property
@@ -183,9 +203,12 @@ class Backend:
     def counts(self) -> dict[str, int]:
         with self._counters.get_lock():
             values = list(self._counters)
-        return {"predicts": values[PREDICTS], "payload_bytes": values[PAYLOAD_BYTES],
-                "input_bytes": values[INPUT_BYTES],
-                "request_bytes": values[REQUEST_BYTES]}
+        return {
+            "predicts": values[PREDICTS],
+            "payload_bytes": values[PAYLOAD_BYTES],
+            "input_bytes": values[INPUT_BYTES],
+            "request_bytes": values[REQUEST_BYTES],
+        }
 
     def cpu_seconds(self) -> float:
         """CPU time the model server process has used so far (its share of the rig's cost)."""

@@ -3,6 +3,7 @@
 The phone photo is made from the dataset image, deterministically, so anyone can regenerate the
 exact same bytes (same Pillow/libjpeg) instead of downloading or committing a 2 MB file.
 """
+
 from __future__ import annotations
 
 import io

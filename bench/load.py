@@ -1,4 +1,5 @@
 """Load from a separate process: wrk (from apt) POSTing the JSON body of a URL prediction."""
+
 from __future__ import annotations
 
 import json
@@ -29,10 +30,19 @@ def write_script(image_url: str, path: pathlib.Path) -> pathlib.Path:
 
 def run_wrk(url: str, script: pathlib.Path, connections: int, seconds: int) -> dict:
     """One wrk run; returns ok requests/s, p50/p99 in ms and the error counts."""
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s",
-            "-s", str(script), f"{url}/predict"]
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "60s",
+        "-s",
+        str(script),
+        f"{url}/predict",
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
-    line = next((l for l in done.stdout.splitlines() if l.startswith("WRK_RESULT ")), None)
+    line = next((out for out in done.stdout.splitlines() if out.startswith("WRK_RESULT ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
     raw = json.loads(line.removeprefix("WRK_RESULT "))

@@ -1,4 +1,5 @@
 """Where a run happened: CPU, cores, load, and the versions of everything measured."""
+
 from __future__ import annotations
 
 import os
@@ -6,8 +7,18 @@ import platform
 import subprocess
 from importlib import metadata
 
-PACKAGES = ("pillow", "numpy", "grpcio", "protobuf", "flask", "waitress", "gunicorn",
-            "keras-image-helper", "tensorflow-cpu", "keras-serving-gateway")
+PACKAGES = (
+    "pillow",
+    "numpy",
+    "grpcio",
+    "protobuf",
+    "flask",
+    "waitress",
+    "gunicorn",
+    "keras-image-helper",
+    "tensorflow-cpu",
+    "keras-serving-gateway",
+)
 
 
 def _cpu_model() -> str:
@@ -32,10 +43,12 @@ def _tool_version(argv: list[str]) -> str:
 
 def _git_commit() -> str:
     try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "gateway/src"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "gateway/src"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return done.stdout.strip() + (" (gateway/src modified)" if dirty else "")

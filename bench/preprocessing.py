@@ -7,6 +7,7 @@ Each pipeline turns the same JPEG bytes into the serialized PredictRequest its g
   calls `Classifier` and `ModelClient.predict` make;
 - floor: decoding the JPEG alone, at full size and DCT-scaled (`draft`) to at least 299x299.
 """
+
 from __future__ import annotations
 
 import io
@@ -65,12 +66,12 @@ def measure(images: dict[str, bytes], reps: int, iterations: dict[str, int]) -> 
     """{case: {pipeline: {"median_ms", "samples_ms"}}}; pipelines alternate within every rep and
     their order rotates between reps, so a slow moment of the machine hits all of them."""
     names = list(PIPELINES)
-    for case, data in images.items():  # warm up: imports, first-call allocations
+    for _case, data in images.items():  # warm up: imports, first-call allocations
         for name in names:
             PIPELINES[name](data)
     samples = {case: {name: [] for name in names} for case in images}
     for rep in range(reps):
-        order = names[rep % len(names):] + names[:rep % len(names)]
+        order = names[rep % len(names) :] + names[: rep % len(names)]
         for case, data in images.items():
             for name in order:
                 func, n = PIPELINES[name], iterations[case]
@@ -79,7 +80,9 @@ def measure(images: dict[str, bytes], reps: int, iterations: dict[str, int]) -> 
                     func(data)
                 samples[case][name].append((time.perf_counter() - start) / n * 1000)
     return {
-        case: {name: {"median_ms": statistics.median(values), "samples_ms": values}
-               for name, values in by_name.items()}
+        case: {
+            name: {"median_ms": statistics.median(values), "samples_ms": values}
+            for name, values in by_name.items()
+        }
         for case, by_name in samples.items()
     }

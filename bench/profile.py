@@ -6,6 +6,7 @@ the largest share of samples (own time and cumulative), counted over request-han
 
     python -m bench.profile --gateway ours --case dataset --connections 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,11 @@ PY_SPY = pathlib.Path(sys.executable).parent / "py-spy"
 
 def start_gateway(name: str, target: str, threads: int, work: pathlib.Path, nginx_port: int):
     if name == "ours":
-        extra = {"FETCH_ALLOWED_PORTS": str(nginx_port), "LISTEN_HOST": "127.0.0.1",
-                 "LABELS": ",".join(LESSON_CLASSES)}
+        extra = {
+            "FETCH_ALLOWED_PORTS": str(nginx_port),
+            "LISTEN_HOST": "127.0.0.1",
+            "LABELS": ",".join(LESSON_CLASSES),
+        }
         return servers.ours(target, threads, work, extra=extra)
     if name == "baseline-waitress":
         return servers.baseline_waitress(target, threads, work)
@@ -56,18 +60,19 @@ def summarize(raw: pathlib.Path, keep: str, top: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
-    parser.add_argument("--gateway", choices=("ours", "baseline-waitress", "baseline-gunicorn"),
-                        default="ours")
+    parser.add_argument(
+        "--gateway", choices=("ours", "baseline-waitress", "baseline-gunicorn"), default="ours"
+    )
     parser.add_argument("--case", choices=images.CASES, default="dataset")
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--gil", action="store_true",
-                        help="sample only the thread holding the GIL (what limits one process)")
+    parser.add_argument(
+        "--gil", action="store_true", help="sample only the thread holding the GIL (what limits one process)"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="keras-serving-profile-") as tmp, \
-            Backend("float32") as backend:
+    with tempfile.TemporaryDirectory(prefix="keras-serving-profile-") as tmp, Backend("float32") as backend:
         work = pathlib.Path(tmp)
         cases = images.write_cases(work / "images")
         nginx = servers.nginx(work / "images", work).start()
@@ -86,17 +91,36 @@ def main() -> None:
                 load.run_wrk(gateway.url, warm, args.connections, 2)
             raw = work / "py-spy.txt"
             spy = subprocess.Popen(
-                [str(PY_SPY), "record", "--pid", str(gateway.process.pid), "--subprocesses",
-                 "--format", "raw", "--rate", "250", *(["--gil"] if args.gil else []), "--duration", str(args.seconds),
-                 "--nonblocking", "-o", str(raw)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                [
+                    str(PY_SPY),
+                    "record",
+                    "--pid",
+                    str(gateway.process.pid),
+                    "--subprocesses",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "250",
+                    *(["--gil"] if args.gil else []),
+                    "--duration",
+                    str(args.seconds),
+                    "--nonblocking",
+                    "-o",
+                    str(raw),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             measured = load.run_wrk(gateway.url, script, args.connections, args.seconds)
             _, err = spy.communicate(timeout=args.seconds + 60)
             if spy.returncode != 0:
                 raise SystemExit(f"py-spy failed (needs ptrace permission): {err.strip()}")
-            print(f"{args.gateway}, {args.case}, c={args.connections}: {measured['rps']:.1f} req/s, "
-                  f"p50 {measured['p50_ms']:.1f} ms, p99 {measured['p99_ms']:.1f} ms "
-                  f"(slowed by the sampling)\n")
+            print(
+                f"{args.gateway}, {args.case}, c={args.connections}: {measured['rps']:.1f} req/s, "
+                f"p50 {measured['p50_ms']:.1f} ms, p99 {measured['p99_ms']:.1f} ms "
+                f"(slowed by the sampling)\n"
+            )
             keep = "predict" if args.gateway == "ours" else "predict_endpoint"
             print(summarize(raw, keep, args.top))
         finally:

@@ -1,4 +1,5 @@
 """results dict -> bench/results.md (tables, ratios against the targets) and bench/results.png."""
+
 from __future__ import annotations
 
 import json
@@ -26,32 +27,67 @@ def targets(result: dict) -> list[dict]:
     prep, tp = result["preprocessing"], result["throughput"]
     rows = []
     phone_ratio = prep["phone"][OURS]["median_ms"] / prep["phone"][FLOOR]["median_ms"]
-    rows.append({"target": "phone photo: ours preprocessing+serialization vs DCT-scaled decode floor",
-                 "goal": "≤ 1.15×", "measured": phone_ratio, "met": phone_ratio <= 1.15})
+    rows.append(
+        {
+            "target": "phone photo: ours preprocessing+serialization vs DCT-scaled decode floor",
+            "goal": "≤ 1.15×",
+            "measured": phone_ratio,
+            "met": phone_ratio <= 1.15,
+        }
+    )
     for case, goal in (("phone", 3.0), ("dataset", 2.0)):
         best = max(BASELINES, key=lambda name: _peak(tp, case, name))
         ratio = _peak(tp, case, OURS) / _peak(tp, case, best)
-        rows.append({"target": f"{CASE_TITLES[case]}: ours peak throughput vs better baseline "
-                               f"({best})", "goal": f"≥ {goal:g}×", "measured": ratio,
-                     "met": ratio >= goal})
+        rows.append(
+            {
+                "target": f"{CASE_TITLES[case]}: ours peak throughput vs better baseline ({best})",
+                "goal": f"≥ {goal:g}×",
+                "measured": ratio,
+                "met": ratio >= goal,
+            }
+        )
         if case == "dataset":
-            rows.append({"target": f"dataset JPEG: {OURS_UINT8} peak throughput vs better baseline "
-                                   f"({best}) (information: the same gateway, model exported with "
-                                   "`--uint8`)", "goal": "—",
-                         "measured": _peak(tp, case, OURS_UINT8) / _peak(tp, case, best), "met": None})
+            rows.append(
+                {
+                    "target": f"dataset JPEG: {OURS_UINT8} peak throughput vs better baseline "
+                    f"({best}) (information: the same gateway, model exported with "
+                    "`--uint8`)",
+                    "goal": "—",
+                    "measured": _peak(tp, case, OURS_UINT8) / _peak(tp, case, best),
+                    "met": None,
+                }
+            )
     tb = result["tensor_bytes"]
     ratio = tb["baseline (float32)"]["payload_bytes"] / tb["ours (uint8)"]["payload_bytes"]
-    rows.append({"target": "uint8 signature: tensor bytes per image vs float32",
-                 "goal": "≥ 4×", "measured": ratio, "met": ratio >= 4.0})
+    rows.append(
+        {
+            "target": "uint8 signature: tensor bytes per image vs float32",
+            "goal": "≥ 4×",
+            "measured": ratio,
+            "met": ratio >= 4.0,
+        }
+    )
     for case in tp:  # not a target: the same comparison in CPU, which machine load barely moves
         best = min(BASELINES, key=lambda name: _cpu(tp, case, name))
         ratio = _cpu(tp, case, best) / _cpu(tp, case, OURS)
-        rows.append({"target": f"{CASE_TITLES[case]}: gateway CPU per request, better baseline "
-                               f"({best}) ÷ ours (information, not a target)", "goal": "—",
-                     "measured": ratio, "met": None})
+        rows.append(
+            {
+                "target": f"{CASE_TITLES[case]}: gateway CPU per request, better baseline "
+                f"({best}) ÷ ours (information, not a target)",
+                "goal": "—",
+                "measured": ratio,
+                "met": None,
+            }
+        )
     spread = result["spread"][OURS]["ratio"]
-    rows.append({"target": "two model-server replicas: max/min requests (ours)", "goal": "≤ 1.2",
-                 "measured": spread, "met": spread is not None and spread <= 1.2})
+    rows.append(
+        {
+            "target": "two model-server replicas: max/min requests (ours)",
+            "goal": "≤ 1.2",
+            "measured": spread,
+            "met": spread is not None and spread <= 1.2,
+        }
+    )
     return rows
 
 
@@ -88,12 +124,13 @@ def markdown(result: dict) -> str:
     ]
     for row in targets(result):
         verdict = "—" if row["met"] is None else "yes" if row["met"] else "**no**"
-        lines.append(f"| {row['target']} | {row['goal']} | {_fmt_ratio(row['measured'])} | "
-                     f"{verdict} |")
+        lines.append(f"| {row['target']} | {row['goal']} | {_fmt_ratio(row['measured'])} | {verdict} |")
     lines += ["", "## Images", "", "| case | file | size | bytes |", "| --- | --- | --- | --- |"]
     for case, facts in result["images"].items():
-        lines.append(f"| {CASE_TITLES[case]} | {facts['file']} | {facts['width']}×{facts['height']}"
-                     f" | {facts['bytes']:,} |")
+        lines.append(
+            f"| {CASE_TITLES[case]} | {facts['file']} | {facts['width']}×{facts['height']}"
+            f" | {facts['bytes']:,} |"
+        )
     lines += _preprocessing_table(result) + _throughput_tables(result)
     lines += _bytes_table(result) + _spread_table(result) + _method()
     return "\n".join(lines) + "\n"
@@ -105,11 +142,16 @@ def _load(values) -> str:
 
 def _preprocessing_table(result: dict) -> list[str]:
     prep = result["preprocessing"]
-    lines = ["", "## 1. Preprocessing + request serialization per image (ms, in-process)", "",
-             "JPEG bytes → serialized PredictRequest, one thread, no network. Ratio: against the "
-             "DCT-scaled decode floor.", "",
-             "| pipeline | " + " | ".join(f"{CASE_TITLES[c]} ms | ×floor" for c in prep) + " |",
-             "| --- |" + " --- | --- |" * len(prep)]
+    lines = [
+        "",
+        "## 1. Preprocessing + request serialization per image (ms, in-process)",
+        "",
+        "JPEG bytes → serialized PredictRequest, one thread, no network. Ratio: against the "
+        "DCT-scaled decode floor.",
+        "",
+        "| pipeline | " + " | ".join(f"{CASE_TITLES[c]} ms | ×floor" for c in prep) + " |",
+        "| --- |" + " --- | --- |" * len(prep),
+    ]
     for name in next(iter(prep.values())):
         cells = []
         for case in prep:
@@ -120,16 +162,22 @@ def _preprocessing_table(result: dict) -> list[str]:
 
 
 def _throughput_tables(result: dict) -> list[str]:
-    lines = ["", "## 2. Gateway throughput and latency (wrk, POST {\"url\": ...})", ""]
+    lines = ["", '## 2. Gateway throughput and latency (wrk, POST {"url": ...})', ""]
     for case, by_gateway in result["throughput"].items():
         concurrencies = list(by_gateway[OURS])
-        lines += [f"### {CASE_TITLES[case]}", "",
-                  "| gateway | " + " | ".join(f"c={c} req/s | p50 / p99 ms | CPU ms/req"
-                                             for c in concurrencies)
-                  + " | errors |", "| --- |" + " --- | --- | --- |" * len(concurrencies) + " --- |"]
+        lines += [
+            f"### {CASE_TITLES[case]}",
+            "",
+            "| gateway | "
+            + " | ".join(f"c={c} req/s | p50 / p99 ms | CPU ms/req" for c in concurrencies)
+            + " | errors |",
+            "| --- |" + " --- | --- | --- |" * len(concurrencies) + " --- |",
+        ]
         for name in GATEWAYS:
-            cells = [f"{v['rps']:.1f} | {v['p50_ms']:.0f} / {v['p99_ms']:.0f} | {v['cpu_ms']:.1f}"
-                     for v in by_gateway[name].values()]
+            cells = [
+                f"{v['rps']:.1f} | {v['p50_ms']:.0f} / {v['p99_ms']:.0f} | {v['cpu_ms']:.1f}"
+                for v in by_gateway[name].values()
+            ]
             errors = sum(v["errors"] for v in by_gateway[name].values())
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {errors} |")
         for ours in (OURS, OURS_UINT8):
@@ -145,37 +193,56 @@ def _throughput_tables(result: dict) -> list[str]:
 def _rig_table(result: dict) -> list[str]:
     """Where each request's CPU goes on this machine, and the throughput that allows at most."""
     tp, cores = result["throughput"], result["machine"]["cores"]
-    lines = ["## 2b. CPU per request across the whole rig", "",
-             "Everything runs on the same cores, so requests/s is bounded by the CPU each request "
-             "costs all processes together: gateway + the model server it calls + nginx (wrk adds "
-             f"~0.1 ms). Ceiling = {cores} cores × 1000 ÷ total ms. Medians over the concurrencies.",
-             "", "| case | gateway | gateway CPU ms | model server CPU ms | nginx CPU ms | total ms "
-             "| ceiling req/s | measured peak req/s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "## 2b. CPU per request across the whole rig",
+        "",
+        "Everything runs on the same cores, so requests/s is bounded by the CPU each request "
+        "costs all processes together: gateway + the model server it calls + nginx (wrk adds "
+        f"~0.1 ms). Ceiling = {cores} cores × 1000 ÷ total ms. Medians over the concurrencies.",
+        "",
+        "| case | gateway | gateway CPU ms | model server CPU ms | nginx CPU ms | total ms "
+        "| ceiling req/s | measured peak req/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for case in tp:
         for name in GATEWAYS:
             parts = [_cpu(tp, case, name, key) for key in ("cpu_ms", "model_cpu_ms", "nginx_cpu_ms")]
             total = sum(parts)
-            lines.append(f"| {CASE_TITLES[case]} | {name} | " + " | ".join(f"{v:.2f}" for v in parts)
-                         + f" | {total:.2f} | {cores * 1000 / total:.0f} | {_peak(tp, case, name):.0f} |")
+            lines.append(
+                f"| {CASE_TITLES[case]} | {name} | "
+                + " | ".join(f"{v:.2f}" for v in parts)
+                + f" | {total:.2f} | {cores * 1000 / total:.0f} | {_peak(tp, case, name):.0f} |"
+            )
     return lines + [""]
 
 
 def _bytes_table(result: dict) -> list[str]:
     tb = result["tensor_bytes"]
     base = tb["baseline (float32)"]["payload_bytes"]
-    lines = ["## 3. Tensor bytes per request to the model server", "",
-             "Counted by the model server on the requests it received (dataset JPEG).", "",
-             "| sender | tensor payload bytes | input TensorProto bytes | whole request bytes | "
-             "baseline ÷ this (payload) |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "## 3. Tensor bytes per request to the model server",
+        "",
+        "Counted by the model server on the requests it received (dataset JPEG).",
+        "",
+        "| sender | tensor payload bytes | input TensorProto bytes | whole request bytes | "
+        "baseline ÷ this (payload) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for label, v in tb.items():
-        lines.append(f"| {label} | {v['payload_bytes']:,} | {v['input_bytes']:,} | "
-                     f"{v['request_bytes']:,} | {base / v['payload_bytes']:.2f}× |")
+        lines.append(
+            f"| {label} | {v['payload_bytes']:,} | {v['input_bytes']:,} | "
+            f"{v['request_bytes']:,} | {base / v['payload_bytes']:.2f}× |"
+        )
     return lines + [""]
 
 
 def _spread_table(result: dict) -> list[str]:
-    lines = ["## 4. Spread over two model-server replicas behind one target", "",
-             "| gateway | requests to replica A | replica B | max/min |", "| --- | --- | --- | --- |"]
+    lines = [
+        "## 4. Spread over two model-server replicas behind one target",
+        "",
+        "| gateway | requests to replica A | replica B | max/min |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, v in result["spread"].items():
         a, b = v["counts"]
         lines.append(f"| {name} | {a:,} | {b:,} | {_fmt_ratio(v['ratio'])} |")
@@ -183,7 +250,7 @@ def _spread_table(result: dict) -> list[str]:
 
 
 def _method() -> list[str]:
-    return (pathlib.Path(__file__).with_name("METHOD.md").read_text().splitlines())
+    return pathlib.Path(__file__).with_name("METHOD.md").read_text().splitlines()
 
 
 def chart(result: dict, path: pathlib.Path) -> None:
@@ -199,8 +266,7 @@ def chart(result: dict, path: pathlib.Path) -> None:
     width = 0.8 / len(prep)
     for i, case in enumerate(prep):
         ys = [j + i * width for j in range(len(names))]
-        ax.barh(ys, [prep[case][n]["median_ms"] for n in names], height=width,
-                label=CASE_TITLES[case])
+        ax.barh(ys, [prep[case][n]["median_ms"] for n in names], height=width, label=CASE_TITLES[case])
     ax.set_yticks([j + width / 2 for j in range(len(names))], names, fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("ms per image (log)")
@@ -210,8 +276,7 @@ def chart(result: dict, path: pathlib.Path) -> None:
     for ax, case in zip((axes[0][1], axes[0][2]), tp):
         for name in GATEWAYS:
             series = tp[case][name]
-            ax.plot([int(c) for c in series], [v["rps"] for v in series.values()], marker="o",
-                    label=name)
+            ax.plot([int(c) for c in series], [v["rps"] for v in series.values()], marker="o", label=name)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent connections")
         ax.set_ylabel("requests/s")
@@ -221,8 +286,12 @@ def chart(result: dict, path: pathlib.Path) -> None:
     ax = axes[1][0]
     width = 0.8 / len(GATEWAYS)
     for i, name in enumerate(GATEWAYS):
-        ax.bar([j + i * width for j in range(len(tp))], [_cpu(tp, case, name) for case in tp],
-               width=width, label=name)
+        ax.bar(
+            [j + i * width for j in range(len(tp))],
+            [_cpu(tp, case, name) for case in tp],
+            width=width,
+            label=name,
+        )
     ax.set_xticks([j + width for j in range(len(tp))], [CASE_TITLES[c] for c in tp])
     ax.set_ylabel("gateway CPU ms per request")
     ax.set_title("2. CPU per request (median over concurrencies)")
@@ -236,14 +305,20 @@ def chart(result: dict, path: pathlib.Path) -> None:
     ax = axes[1][2]
     spread = result["spread"]
     for i, replica in enumerate("AB"):
-        ax.bar([j + i * 0.4 for j in range(len(spread))], [v["counts"][i] for v in spread.values()],
-               width=0.4, label=f"replica {replica}")
+        ax.bar(
+            [j + i * 0.4 for j in range(len(spread))],
+            [v["counts"][i] for v in spread.values()],
+            width=0.4,
+            label=f"replica {replica}",
+        )
     ax.set_xticks([j + 0.2 for j in range(len(spread))], list(spread))
     ax.set_ylabel("Predict calls served")
     ax.set_title("4. two model-server replicas, one target")
     ax.legend(fontsize=8)
-    fig.suptitle(f"keras-serving bench — {result['machine']['cpu']}, {result['machine']['cores']} "
-                 f"cores, {result['finished']}")
+    fig.suptitle(
+        f"keras-serving bench — {result['machine']['cpu']}, {result['machine']['cores']} "
+        f"cores, {result['finished']}"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -1,5 +1,6 @@
 """One benchmark run: start every server, measure all four figures alternating baseline/ours,
 stop everything. Returns a plain dict that bench/report.py turns into results.md and the chart."""
+
 from __future__ import annotations
 
 import contextlib
@@ -11,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from bench import images, load, machine, preprocessing, servers
-from bench.backend import Backend, NUM_CLASSES
+from bench.backend import NUM_CLASSES, Backend
 from bench.baseline.gateway import classes as LESSON_CLASSES
 
 BASELINE_GUNICORN = "baseline (gunicorn)"
@@ -48,10 +49,8 @@ def _rotated(items, rep: int) -> list:
 
 def run(config: Config) -> dict:
     started = time.time()
-    result = {"config": asdict(config), "machine": machine.describe(),
-              "load_before": machine.load_average()}
-    with tempfile.TemporaryDirectory(prefix="keras-serving-bench-") as tmp, \
-            contextlib.ExitStack() as stack:
+    result = {"config": asdict(config), "machine": machine.describe(), "load_before": machine.load_average()}
+    with tempfile.TemporaryDirectory(prefix="keras-serving-bench-") as tmp, contextlib.ExitStack() as stack:
         work = pathlib.Path(tmp)
         log(f"work directory {work}; generating the phone photo")
         cases = images.write_cases(work / "images")
@@ -60,12 +59,18 @@ def run(config: Config) -> dict:
         log("preprocessing + serialization, in-process (figure 1)")
         result["preprocessing"] = preprocessing.measure(
             {case: path.read_bytes() for case, path in cases.items()},
-            config.prep_reps, config.prep_iterations)
+            config.prep_reps,
+            config.prep_iterations,
+        )
 
         log("starting nginx, instant model servers and gateways")
         nginx = servers.nginx(work / "images", work)
         backend, backend_uint8, *replicas = backends = [
-            Backend("float32"), Backend("uint8"), Backend("float32"), Backend("float32")]
+            Backend("float32"),
+            Backend("uint8"),
+            Backend("float32"),
+            Backend("float32"),
+        ]
         for model_server in backends:
             stack.callback(model_server.stop)
             model_server.launch()
@@ -74,19 +79,24 @@ def run(config: Config) -> dict:
         # One target naming both replicas, for both gateways: ours balances over it
         # (round_robin); the lesson's channel keeps gRPC's default (pick_first) -> see results.md.
         replicas_target = "ipv4:" + ",".join(r.address for r in replicas)
-        extra = {"FETCH_ALLOWED_PORTS": str(nginx.port), "LISTEN_HOST": "127.0.0.1",
-                 "LABELS": ",".join(LESSON_CLASSES)}
+        extra = {
+            "FETCH_ALLOWED_PORTS": str(nginx.port),
+            "LISTEN_HOST": "127.0.0.1",
+            "LABELS": ",".join(LESSON_CLASSES),
+        }
         gateways = {
             BASELINE_GUNICORN: servers.baseline_gunicorn(backend.address, work),
             BASELINE_WAITRESS: servers.baseline_waitress(backend.address, config.threads, work),
             OURS: servers.ours(backend.address, config.threads, work, extra=extra),
         }
-        ours_uint8 = gateways[OURS_UINT8] = servers.ours(backend_uint8.address, config.threads, work,
-                                                         "ours-uint8", extra)
+        ours_uint8 = gateways[OURS_UINT8] = servers.ours(
+            backend_uint8.address, config.threads, work, "ours-uint8", extra
+        )
         model_server_of = {name: backend_uint8 if name == OURS_UINT8 else backend for name in GATEWAYS}
         spread_gateways = {
-            BASELINE_WAITRESS: servers.baseline_waitress(replicas_target, config.threads, work,
-                                                         "baseline-waitress-replicas"),
+            BASELINE_WAITRESS: servers.baseline_waitress(
+                replicas_target, config.threads, work, "baseline-waitress-replicas"
+            ),
             OURS: servers.ours(replicas_target, config.threads, work, "ours-replicas", extra),
         }
         everything = [nginx, *gateways.values(), *spread_gateways.values()]
@@ -104,50 +114,63 @@ def run(config: Config) -> dict:
 
         log("tensor bytes per request (figure 3)")
         result["tensor_bytes"] = _tensor_bytes(
-            [("baseline (float32)", gateways[BASELINE_WAITRESS], backend),
-             ("ours (float32)", gateways[OURS], backend),
-             ("ours (uint8)", ours_uint8, backend_uint8)],
-            urls["dataset"], config.bytes_requests)
+            [
+                ("baseline (float32)", gateways[BASELINE_WAITRESS], backend),
+                ("ours (float32)", gateways[OURS], backend),
+                ("ours (uint8)", ours_uint8, backend_uint8),
+            ],
+            urls["dataset"],
+            config.bytes_requests,
+        )
 
         log("warming up the gateways")
         for case in cases:
             for name in GATEWAYS:
                 load.run_wrk(gateways[name].url, scripts[case], 4, 2)
 
-        runs = {case: {name: {c: [] for c in config.concurrencies} for name in GATEWAYS}
-                for case in cases}
+        runs = {case: {name: {c: [] for c in config.concurrencies} for name in GATEWAYS} for case in cases}
         spread_counts = {name: [0, 0] for name in spread_gateways}
         for rep in range(config.reps):
             for case in cases:
                 for c in config.concurrencies:
                     for name in _rotated(GATEWAYS, rep):
                         model_server = model_server_of[name]
-                        before = (gateways[name].cpu_seconds(), model_server.cpu_seconds(),
-                                  nginx.cpu_seconds())
+                        before = (
+                            gateways[name].cpu_seconds(),
+                            model_server.cpu_seconds(),
+                            nginx.cpu_seconds(),
+                        )
                         measured = load.run_wrk(gateways[name].url, scripts[case], c, config.seconds)
-                        after = (gateways[name].cpu_seconds(), model_server.cpu_seconds(),
-                                 nginx.cpu_seconds())
-                        per_request = [(a - b) * 1000 / max(measured["requests"], 1)
-                                       for a, b in zip(after, before)]
+                        after = (
+                            gateways[name].cpu_seconds(),
+                            model_server.cpu_seconds(),
+                            nginx.cpu_seconds(),
+                        )
+                        per_request = [
+                            (a - b) * 1000 / max(measured["requests"], 1) for a, b in zip(after, before)
+                        ]
                         measured["cpu_ms"], measured["model_cpu_ms"], measured["nginx_cpu_ms"] = per_request
                         runs[case][name][c].append(measured)
-                        log(f"rep {rep + 1}/{config.reps} {case} c={c} {name}: "
+                        log(
+                            f"rep {rep + 1}/{config.reps} {case} c={c} {name}: "
                             f"{measured['rps']:.1f} req/s p50 {measured['p50_ms']:.0f} ms "
                             f"p99 {measured['p99_ms']:.0f} ms CPU {measured['cpu_ms']:.1f} ms/req "
-                            f"errors {measured['errors']}")
+                            f"errors {measured['errors']}"
+                        )
             for name in _rotated(spread_gateways, rep):
                 for replica in replicas:
                     replica.reset()
-                load.run_wrk(spread_gateways[name].url, scripts["dataset"],
-                             config.spread_connections, config.seconds)
+                load.run_wrk(
+                    spread_gateways[name].url, scripts["dataset"], config.spread_connections, config.seconds
+                )
                 for i, replica in enumerate(replicas):
                     spread_counts[name][i] += replica.counts()["predicts"]
                 log(f"rep {rep + 1}/{config.reps} spread {name}: {spread_counts[name]}")
         result["throughput"] = _summarize_throughput(runs)
         result["spread"] = {
-            name: {"counts": counts,
-                   "ratio": (max(counts) / min(counts)) if min(counts) else None}
-            for name, counts in spread_counts.items()}
+            name: {"counts": counts, "ratio": (max(counts) / min(counts)) if min(counts) else None}
+            for name, counts in spread_counts.items()
+        }
         result["load_after"] = machine.load_average()
     result["duration_s"] = time.time() - started
     result["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -170,10 +193,8 @@ def _tensor_bytes(subjects, url: str, n: int) -> dict:
             servers.check_prediction(gateway, url, NUM_CLASSES)
         counts = backend.counts()
         if counts["predicts"] != n:
-            raise RuntimeError(f"{label}: {n} predictions sent, the model server saw "
-                               f"{counts['predicts']}")
-        measured[label] = {key: counts[key] // n
-                           for key in ("payload_bytes", "input_bytes", "request_bytes")}
+            raise RuntimeError(f"{label}: {n} predictions sent, the model server saw {counts['predicts']}")
+        measured[label] = {key: counts[key] // n for key in ("payload_bytes", "input_bytes", "request_bytes")}
     return measured
 
 
@@ -193,5 +214,6 @@ def _summarize_throughput(runs: dict) -> dict:
                     "errors": sum(r["errors"] for r in measured),
                     "rps_runs": [r["rps"] for r in measured],
                 }
-                for c, measured in by_c.items()}
+                for c, measured in by_c.items()
+            }
     return summary

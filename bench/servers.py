@@ -2,6 +2,7 @@
 
 Every server binds 127.0.0.1 on a free port and logs to a file in the run's work directory.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,9 @@ def process_cpu_seconds(pid: int) -> float:
 class Server:
     """A child process in its own process group (so its workers stop with it) on `port`."""
 
-    def __init__(self, name: str, argv: list[str], port: int, log: pathlib.Path,
-                 env: dict[str, str] | None = None):
+    def __init__(
+        self, name: str, argv: list[str], port: int, log: pathlib.Path, env: dict[str, str] | None = None
+    ):
         self.name, self.argv, self.port, self.log = name, argv, port, log
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen | None = None
@@ -57,18 +59,26 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(self.argv, cwd=REPO, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
-    def wait_listening(self, timeout: float = 90.0) -> "Server":
+    def wait_listening(self, timeout: float = 90.0) -> Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; "
-                                   f"see {self.log}:\n{self.log.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}; "
+                    f"see {self.log}:\n{self.log.read_text()[-2000:]}"
+                )
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return self
@@ -132,25 +142,37 @@ def baseline_gunicorn(target: str, work: pathlib.Path) -> Server:
     (one sync worker), bound to loopback here."""
     port = free_port()
     argv = [str(VENV_BIN / "gunicorn"), f"--bind=127.0.0.1:{port}", "bench.baseline.gateway:app"]
-    return Server("baseline-gunicorn", argv, port, work / "baseline-gunicorn.log",
-                  {"TF_SERVING_HOST": target})
+    return Server(
+        "baseline-gunicorn", argv, port, work / "baseline-gunicorn.log", {"TF_SERVING_HOST": target}
+    )
 
 
-def baseline_waitress(target: str, threads: int, work: pathlib.Path,
-                      name: str = "baseline-waitress") -> Server:
+def baseline_waitress(
+    target: str, threads: int, work: pathlib.Path, name: str = "baseline-waitress"
+) -> Server:
     """The lesson's app on the same WSGI server and thread count as ours."""
     port = free_port()
-    argv = [str(VENV_BIN / "waitress-serve"), f"--listen=127.0.0.1:{port}",
-            f"--threads={threads}", "bench.baseline.gateway:app"]
+    argv = [
+        str(VENV_BIN / "waitress-serve"),
+        f"--listen=127.0.0.1:{port}",
+        f"--threads={threads}",
+        "bench.baseline.gateway:app",
+    ]
     return Server(name, argv, port, work / f"{name}.log", {"TF_SERVING_HOST": target})
 
 
-def ours(target: str, threads: int, work: pathlib.Path, name: str = "ours",
-         extra: dict[str, str] | None = None) -> Server:
+def ours(
+    target: str, threads: int, work: pathlib.Path, name: str = "ours", extra: dict[str, str] | None = None
+) -> Server:
     """`python -m gateway`, allowed to fetch the images from loopback (plus `extra` settings)."""
     port = free_port()
-    env = {"TF_SERVING_HOST": target, "PORT": str(port), "THREADS": str(threads),
-           "FETCH_ALLOWED_NETWORKS": "127.0.0.1/32", **(extra or {})}
+    env = {
+        "TF_SERVING_HOST": target,
+        "PORT": str(port),
+        "THREADS": str(threads),
+        "FETCH_ALLOWED_NETWORKS": "127.0.0.1/32",
+        **(extra or {}),
+    }
     return Server(name, [sys.executable, "-m", "gateway"], port, work / f"{name}.log", env)
 
 
@@ -167,8 +189,11 @@ def check_prediction(gateway: Server, image_url: str, classes: int, timeout: flo
         else:
             if response.status_code == 200:
                 body = response.json()
-                if not (isinstance(body, dict) and len(body) == classes
-                        and all(isinstance(v, float) for v in body.values())):
+                if not (
+                    isinstance(body, dict)
+                    and len(body) == classes
+                    and all(isinstance(v, float) for v in body.values())
+                ):
                     raise RuntimeError(f"{gateway.name} answered an unexpected body: {body}")
                 return body
             last = f"{response.status_code} {response.text[:300]}"

@@ -6,6 +6,7 @@ multipart, raw body and URL inputs in turn) at a fixed concurrency. Gateway RSS,
 open fds are sampled at every tenth of the run, so slow growth shows as a trend rather than one
 before/after pair. Writes bench/soak-results.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,22 @@ NAME = "clothing-model"
 
 
 def convert_demo(out: pathlib.Path) -> pathlib.Path:
-    subprocess.run([str(pathlib.Path(sys.executable).parent / "model"), "convert", str(DEMO / "clothing-model.keras"),
-                    "--out", str(out), "--name", NAME, "--labels", str(DEMO / "labels.txt")],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            str(pathlib.Path(sys.executable).parent / "model"),
+            "convert",
+            str(DEMO / "clothing-model.keras"),
+            "--out",
+            str(out),
+            "--name",
+            NAME,
+            "--labels",
+            str(DEMO / "labels.txt"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return out / NAME
 
 
@@ -61,15 +75,19 @@ def write_markdown(run: dict, path: pathlib.Path) -> None:
     latencies = sorted(x for r in results for x in r.latencies)
     first, last = samples[0], samples[-1]
     lines = [
-        "# Gateway soak (bench/soak.py)", "",
+        "# Gateway soak (bench/soak.py)",
+        "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python -m bench.soak`; "
-        f"demo model behind `model serve`, gateway `python -m gateway`, all on loopback.", "",
+        f"demo model behind `model serve`, gateway `python -m gateway`, all on loopback.",
+        "",
         f"- requests: {sum(r.requests for r in results)} at concurrency {run['concurrency']}, errors: {errors}",
         f"- time: {seconds:.0f} s, {sum(r.requests for r in results) / seconds:.0f} requests/s, "
         f"p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, p99 {latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms",
         f"- RSS after warm-up {first['rss_kib'] / 1024:.1f} MiB, at the end {last['rss_kib'] / 1024:.1f} MiB "
-        f"({(last['rss_kib'] - first['rss_kib']) / first['rss_kib'] * 100:+.1f} %)", "",
-        "| after requests | RSS MiB | threads | open fds |", "|---:|---:|---:|---:|",
+        f"({(last['rss_kib'] - first['rss_kib']) / first['rss_kib'] * 100:+.1f} %)",
+        "",
+        "| after requests | RSS MiB | threads | open fds |",
+        "|---:|---:|---:|---:|",
     ]
     lines += [f"| {s['after']} | {s['rss_kib'] / 1024:.1f} | {s['threads']} | {s['fds']} |" for s in samples]
     path.write_text("\n".join(lines) + "\n")

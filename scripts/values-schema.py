@@ -9,6 +9,7 @@ readme-generator derives types from the defaults in values.yaml. This makes the 
    rule) are merged into the node at their dotted values path.
 Usage: values-schema.py GENERATED.json OVERLAY.json OUTPUT.json
 """
+
 from __future__ import annotations
 
 import json

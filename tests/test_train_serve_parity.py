@@ -3,6 +3,7 @@ same input for the same file. They are two small implementations on purpose — 
 tooling does not depend on the gateway package — so this test holds them together: a skew
 between them once flipped the demo image's class (full-size decode in training, DCT-scaled
 decode in the gateway)."""
+
 from __future__ import annotations
 
 import io
@@ -80,7 +81,9 @@ def test_phone_photos_reach_the_model_upright_in_training_and_serving(upright_ph
     assert np.abs(served.astype(int) - upright).mean() < 6
     if orientation != 1:
         # Without the tag the stored pixels are another picture altogether.
-        ignored = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize(size, Image.NEAREST)).astype(int)
+        ignored = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize(size, Image.NEAREST)).astype(
+            int
+        )
         assert np.abs(ignored - upright).mean() > 15
     path = tmp_path / "phone.jpg"
     path.write_bytes(data)

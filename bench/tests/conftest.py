@@ -1,4 +1,5 @@
 """Instant model servers shared by the bench tests: each costs a process importing the protos."""
+
 from __future__ import annotations
 
 import pytest

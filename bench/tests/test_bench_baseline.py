@@ -1,6 +1,7 @@
 """The baseline must be the lesson's pipeline, or the comparison means nothing: same
 preprocessing output as keras-image-helper, same request (tensor names, dtype, shape), served
 end to end through `from_url` and one gRPC channel to a real (instant) model server."""
+
 from __future__ import annotations
 
 import http.server

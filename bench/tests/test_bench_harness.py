@@ -1,6 +1,7 @@
 """The harness pieces: the phone photo is reproducible, the instant model server answers, checks
 and counts, nginx serves the images, wrk's figures exclude failed requests, targets are judged
 in the right direction."""
+
 from __future__ import annotations
 
 import hashlib
@@ -59,8 +60,10 @@ def served(request, instant_backends):
 
 def test_instant_backend_answers_checks_and_counts(served):
     dtype_name, server, channel = served
-    dtype, numpy_dtype = {"float32": (types_pb2.DT_FLOAT, np.float32),
-                          "uint8": (types_pb2.DT_UINT8, np.uint8)}[dtype_name]
+    dtype, numpy_dtype = {
+        "float32": (types_pb2.DT_FLOAT, np.float32),
+        "uint8": (types_pb2.DT_UINT8, np.uint8),
+    }[dtype_name]
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     server.reset()
     response = stub.Predict(predict_request(dtype, numpy_dtype), timeout=10)
@@ -68,8 +71,10 @@ def test_instant_backend_answers_checks_and_counts(served):
     assert [d.size for d in scores.tensor_shape.dim] == [1, instant.NUM_CLASSES]
     assert list(scores.float_val) == instant.SCORES
     wrong_dtype = types_pb2.DT_UINT8 if dtype == types_pb2.DT_FLOAT else types_pb2.DT_FLOAT
-    for bad in (predict_request(wrong_dtype, numpy_dtype),
-                predict_request(dtype, numpy_dtype, shape=(1, 224, 224, 3))):
+    for bad in (
+        predict_request(wrong_dtype, numpy_dtype),
+        predict_request(dtype, numpy_dtype, shape=(1, 224, 224, 3)),
+    ):
         with pytest.raises(grpc.RpcError) as error:
             stub.Predict(bad, timeout=10)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -94,7 +99,8 @@ def test_instant_backend_metadata_and_status(served):
     assert inputs[instant.INPUT_NAME].dtype == expected
     assert [d.size for d in inputs[instant.INPUT_NAME].tensor_shape.dim] == [-1, 299, 299, 3]
     status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
-        get_model_status_pb2.GetModelStatusRequest(model_spec=request.model_spec), timeout=10)
+        get_model_status_pb2.GetModelStatusRequest(model_spec=request.model_spec), timeout=10
+    )
     assert status.model_version_status[0].state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
 
 
@@ -147,12 +153,14 @@ def test_wrk_reports_successful_posts(tmp_path):
 
 def test_server_cpu_time_counts_its_child_processes(tmp_path):
     # A parent that forks a worker burning 0.5 s of CPU, like gunicorn's master and worker.
-    burn = ("import os, time\n"
-            "if os.fork() == 0:\n"
-            "    end = time.process_time() + 0.5\n"
-            "    while time.process_time() < end: pass\n"
-            "    time.sleep(30)\n"
-            "time.sleep(30)\n")
+    burn = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    end = time.process_time() + 0.5\n"
+        "    while time.process_time() < end: pass\n"
+        "    time.sleep(30)\n"
+        "time.sleep(30)\n"
+    )
     server = servers.Server("burn", [sys.executable, "-c", burn], 0, tmp_path / "burn.log").start()
     try:
         deadline = time.monotonic() + 20

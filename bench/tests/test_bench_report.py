@@ -1,4 +1,5 @@
 """Targets are judged in the right direction and every figure reaches results.md and the chart."""
+
 from __future__ import annotations
 
 import copy
@@ -10,46 +11,73 @@ from bench.run import BASELINE_GUNICORN, BASELINE_WAITRESS, OURS, OURS_UINT8
 
 
 def cell(rps):
-    return {"rps": rps, "p50_ms": 1000 / rps, "p99_ms": 3000 / rps, "cpu_ms": 2000 / rps,
-            "model_cpu_ms": 1.5, "nginx_cpu_ms": 0.5, "errors": 0, "rps_runs": [rps]}
+    return {
+        "rps": rps,
+        "p50_ms": 1000 / rps,
+        "p99_ms": 3000 / rps,
+        "cpu_ms": 2000 / rps,
+        "model_cpu_ms": 1.5,
+        "nginx_cpu_ms": 0.5,
+        "errors": 0,
+        "rps_runs": [rps],
+    }
 
 
 def result(ours_phone_rps=40.0, ours_dataset_rps=300.0, ours_prep_ms=22.0, spread=(500, 480)):
-    prep_names = ["baseline", "ours", "ours (uint8 signature)", "floor: JPEG decode, full size",
-                  report.FLOOR]
-    prep = {case: {n: {"median_ms": ms, "samples_ms": [ms]} for n, ms in zip(prep_names, values)}
-            for case, values in {"dataset": [1.0, 0.9, 0.7, 0.5, 0.5],
-                                 "phone": [40.0, ours_prep_ms, 20.0, 38.0, 20.0]}.items()}
+    prep_names = ["baseline", "ours", "ours (uint8 signature)", "floor: JPEG decode, full size", report.FLOOR]
+    prep = {
+        case: {n: {"median_ms": ms, "samples_ms": [ms]} for n, ms in zip(prep_names, values)}
+        for case, values in {
+            "dataset": [1.0, 0.9, 0.7, 0.5, 0.5],
+            "phone": [40.0, ours_prep_ms, 20.0, 38.0, 20.0],
+        }.items()
+    }
     throughput = {
-        "dataset": {BASELINE_GUNICORN: {"1": cell(100.0), "4": cell(110.0)},
-                    BASELINE_WAITRESS: {"1": cell(120.0), "4": cell(150.0)},
-                    OURS: {"1": cell(ours_dataset_rps / 2), "4": cell(ours_dataset_rps)},
-                    OURS_UINT8: {"1": cell(200.0), "4": cell(450.0)}},
-        "phone": {BASELINE_GUNICORN: {"1": cell(12.0), "4": cell(13.0)},
-                  BASELINE_WAITRESS: {"1": cell(11.0), "4": cell(12.5)},
-                  OURS: {"1": cell(ours_phone_rps), "4": cell(ours_phone_rps / 2)},
-                  OURS_UINT8: {"1": cell(41.0), "4": cell(20.0)}},
+        "dataset": {
+            BASELINE_GUNICORN: {"1": cell(100.0), "4": cell(110.0)},
+            BASELINE_WAITRESS: {"1": cell(120.0), "4": cell(150.0)},
+            OURS: {"1": cell(ours_dataset_rps / 2), "4": cell(ours_dataset_rps)},
+            OURS_UINT8: {"1": cell(200.0), "4": cell(450.0)},
+        },
+        "phone": {
+            BASELINE_GUNICORN: {"1": cell(12.0), "4": cell(13.0)},
+            BASELINE_WAITRESS: {"1": cell(11.0), "4": cell(12.5)},
+            OURS: {"1": cell(ours_phone_rps), "4": cell(ours_phone_rps / 2)},
+            OURS_UINT8: {"1": cell(41.0), "4": cell(20.0)},
+        },
     }
     counts = list(spread)
     return {
         "config": {"reps": 3, "seconds": 5, "concurrencies": [1, 4], "threads": 8},
-        "machine": {"cpu": "Test CPU", "cores": 2, "python": "3.11", "os": "Linux", "commit": "abc",
-                    "packages": {"pillow": "13"}, "nginx": "nginx/1", "wrk": "wrk 4"},
-        "load_before": (0.1, 0.2, 0.3), "load_after": (2.0, 1.0, 0.5), "duration_s": 300,
+        "machine": {
+            "cpu": "Test CPU",
+            "cores": 2,
+            "python": "3.11",
+            "os": "Linux",
+            "commit": "abc",
+            "packages": {"pillow": "13"},
+            "nginx": "nginx/1",
+            "wrk": "wrk 4",
+        },
+        "load_before": (0.1, 0.2, 0.3),
+        "load_after": (2.0, 1.0, 0.5),
+        "duration_s": 300,
         "finished": "2026-01-01 00:00 UTC",
-        "images": {"dataset": {"file": "dataset.jpg", "width": 400, "height": 533, "bytes": 1},
-                   "phone": {"file": "phone.jpg", "width": 4032, "height": 3024, "bytes": 2}},
+        "images": {
+            "dataset": {"file": "dataset.jpg", "width": 400, "height": 533, "bytes": 1},
+            "phone": {"file": "phone.jpg", "width": 4032, "height": 3024, "bytes": 2},
+        },
         "preprocessing": prep,
         "throughput": throughput,
-        "tensor_bytes": {"baseline (float32)": {"payload_bytes": 1072812, "input_bytes": 1,
-                                                "request_bytes": 1},
-                         "ours (float32)": {"payload_bytes": 1072812, "input_bytes": 1,
-                                            "request_bytes": 1},
-                         "ours (uint8)": {"payload_bytes": 268203, "input_bytes": 1,
-                                          "request_bytes": 1}},
-        "spread": {BASELINE_WAITRESS: {"counts": [900, 0], "ratio": None},
-                   OURS: {"counts": counts, "ratio": max(counts) / min(counts) if min(counts)
-                          else None}},
+        "tensor_bytes": {
+            "baseline (float32)": {"payload_bytes": 1072812, "input_bytes": 1, "request_bytes": 1},
+            "ours (float32)": {"payload_bytes": 1072812, "input_bytes": 1, "request_bytes": 1},
+            "ours (uint8)": {"payload_bytes": 268203, "input_bytes": 1, "request_bytes": 1},
+        },
+        "spread": {
+            BASELINE_WAITRESS: {"counts": [900, 0], "ratio": None},
+            OURS: {"counts": counts, "ratio": max(counts) / min(counts) if min(counts) else None},
+        },
     }
 
 
@@ -74,9 +102,16 @@ def test_results_markdown_and_chart_show_every_gateway(tmp_path):
     res = result()
     report.write(copy.deepcopy(res), tmp_path)
     text = (tmp_path / "results.md").read_text()
-    for needle in (BASELINE_GUNICORN, BASELINE_WAITRESS, "ours (uint8)", report.FLOOR, "Test CPU",
-                   "∞ (one replica got nothing)", "| ours ÷ better baseline (req/s) | 1.25× |  |  | 2.00× |",
-                   "| ours (uint8 model) ÷ better baseline (req/s) | 1.67× |  |  | 3.00× |"):
+    for needle in (
+        BASELINE_GUNICORN,
+        BASELINE_WAITRESS,
+        "ours (uint8)",
+        report.FLOOR,
+        "Test CPU",
+        "∞ (one replica got nothing)",
+        "| ours ÷ better baseline (req/s) | 1.25× |  |  | 2.00× |",
+        "| ours (uint8 model) ÷ better baseline (req/s) | 1.67× |  |  | 3.00× |",
+    ):
         assert needle in text
     # The rig table: ours' gateway CPU is the median of 2000/150 and 2000/300 = 10 ms; + model
     # server 1.5 + nginx 0.5 = 12 ms per request, so 2 cores allow 167 req/s at most.

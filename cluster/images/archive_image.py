@@ -8,6 +8,7 @@ entries, zero mtimes, root owner), so the same inputs give the same image ID.
     python3 archive_image.py --tag keras-serving.local/pause:3.10 --out pause.tar \
         --file /tmp/pause:/pause:755 --entrypoint /pause --user 65535:65535
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,16 +54,19 @@ def _layer(files: list[tuple[pathlib.Path, str, int]], links: list[tuple[str, st
     return buf.getvalue()
 
 
-def build(tag: str, files, links, entrypoint: list[str], cmd: list[str], user: str,
-          env: list[str]) -> bytes:
+def build(tag: str, files, links, entrypoint: list[str], cmd: list[str], user: str, env: list[str]) -> bytes:
     """The archive's bytes: manifest.json, the config and one layer."""
     layer = _layer(files, links)
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = {
         "architecture": "amd64",
         "os": "linux",
-        "config": {"Entrypoint": entrypoint, "Cmd": cmd or None, "User": user,
-                   "Env": env or ["PATH=/usr/local/bin:/usr/bin:/bin"]},
+        "config": {
+            "Entrypoint": entrypoint,
+            "Cmd": cmd or None,
+            "User": user,
+            "Env": env or ["PATH=/usr/local/bin:/usr/bin:/bin"],
+        },
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created_by": "cluster/images/archive_image.py"}],
     }
@@ -96,7 +100,9 @@ def _link_spec(text: str) -> tuple[str, str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tag", required=True, help="full image reference, e.g. keras-serving.local/pause:3.10")
+    parser.add_argument(
+        "--tag", required=True, help="full image reference, e.g. keras-serving.local/pause:3.10"
+    )
     parser.add_argument("--out", required=True, type=pathlib.Path)
     parser.add_argument("--file", action="append", type=_file_spec, default=[], metavar="SRC:DEST[:MODE]")
     parser.add_argument("--link", action="append", type=_link_spec, default=[], metavar="TARGET:PATH")

@@ -1,9 +1,9 @@
 """Fixtures for gateway tests: sample images and a real image HTTP server with misbehaving
 routes (helpers the tests import live in gateway_testing.py)."""
+
 from __future__ import annotations
 
 import pytest
-
 from gateway_testing import SAMPLES
 from image_http_server import ImageHTTPServer
 

@@ -1,6 +1,7 @@
 """Helpers shared by the gateway tests: free ports, the gateway served by waitress in a thread
 or run as a real `python -m gateway` process. (A uniquely named module: every test folder of the
 repository has a `conftest`, so `from conftest import ...` would pick whichever loaded last.)"""
+
 from __future__ import annotations
 
 import contextlib

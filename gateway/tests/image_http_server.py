@@ -14,6 +14,7 @@ Routes:
   /stall                 headers, then silence for 15 s
   /status/<code>         that status with a short body
 """
+
 from __future__ import annotations
 
 import http.server
@@ -36,12 +37,14 @@ def _bomb_png() -> bytes:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *args):  # keep pytest output clean
         pass
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/octet-stream", length: bool = True):
+    def _send(
+        self, status: int, body: bytes, content_type: str = "application/octet-stream", length: bool = True
+    ):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         if length:
@@ -54,7 +57,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
         else:
             for start in range(0, len(body), 65536):
-                chunk = body[start:start + 65536]
+                chunk = body[start : start + 65536]
                 self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
 
@@ -157,7 +160,7 @@ class ImageHTTPServer:
     def url(self, path: str) -> str:
         return self.base + path
 
-    def __enter__(self) -> "ImageHTTPServer":
+    def __enter__(self) -> ImageHTTPServer:
         self._thread.start()
         return self
 

@@ -1,5 +1,6 @@
 """`model serve` (the project's TF-Serving-compatible dev server) as a real subprocess, plus a
 tiny real Keras model converted to a SavedModel for it to serve."""
+
 from __future__ import annotations
 
 import os
@@ -30,24 +31,45 @@ def build_tiny_keras_model(seed: int = 3):
 class ModelServe:
     """`python -m model_tools serve` on loopback; `request_count()` reads its Prometheus text."""
 
-    def __init__(self, base_path: pathlib.Path, name: str, grpc_port: int, rest_port: int,
-                 host: str = "127.0.0.1", monitoring: pathlib.Path | None = None):
+    def __init__(
+        self,
+        base_path: pathlib.Path,
+        name: str,
+        grpc_port: int,
+        rest_port: int,
+        host: str = "127.0.0.1",
+        monitoring: pathlib.Path | None = None,
+    ):
         self.host, self.grpc_port, self.rest_port, self.name = host, grpc_port, rest_port, name
-        cmd = [sys.executable, "-m", "model_tools", "serve", f"--host={host}", f"--port={grpc_port}",
-               f"--rest_api_port={rest_port}", f"--model_name={name}", f"--model_base_path={base_path}",
-               "--file_system_poll_wait_seconds=0.5"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "model_tools",
+            "serve",
+            f"--host={host}",
+            f"--port={grpc_port}",
+            f"--rest_api_port={rest_port}",
+            f"--model_name={name}",
+            f"--model_base_path={base_path}",
+            "--file_system_poll_wait_seconds=0.5",
+        ]
         if monitoring:
             cmd.append(f"--monitoring_config_file={monitoring}")
         self.output: list[str] = []
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
         threading.Thread(target=lambda: self.output.extend(self.proc.stdout), daemon=True).start()
 
     @property
     def target(self) -> str:
         return f"{self.host}:{self.grpc_port}"
 
-    def wait_ready(self, timeout: float = 120) -> "ModelServe":
+    def wait_ready(self, timeout: float = 120) -> ModelServe:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -63,7 +85,9 @@ class ModelServe:
 
     def request_count(self) -> float:
         """OK requests this process answered (all APIs), from its own metrics endpoint."""
-        text = requests.get(f"http://{self.host}:{self.rest_port}/monitoring/prometheus/metrics", timeout=5).text
+        text = requests.get(
+            f"http://{self.host}:{self.rest_port}/monitoring/prometheus/metrics", timeout=5
+        ).text
         total = 0.0
         for line in text.splitlines():
             if line.startswith(":tensorflow:serving:request_count{") and 'status="OK"' in line:

@@ -5,6 +5,7 @@ It serves GetModelMetadata (a signature_def map like TF Serving's) and Predict (
 input name, dtype and shape the way TF Serving does, answering INVALID_ARGUMENT otherwise), and
 counts the Predict calls it answers, so tests can see which server got which request.
 """
+
 from __future__ import annotations
 
 import threading
@@ -37,7 +38,9 @@ class FakeModel:
     scores_as_float_val: bool = False  # answer in float_val instead of tensor_content
     delay_seconds: float = 0.0
     fail_with: grpc.StatusCode | None = None
-    weights: np.ndarray = field(default_factory=lambda: np.linspace(-1, 1, 30, dtype=np.float32).reshape(3, 10))
+    weights: np.ndarray = field(
+        default_factory=lambda: np.linspace(-1, 1, 30, dtype=np.float32).reshape(3, 10)
+    )
 
     def scores(self, batch: np.ndarray) -> np.ndarray:
         """[batch, N]: channel means of the (scaled) image times a fixed [3, N] matrix."""
@@ -68,12 +71,21 @@ class NumpyPredictionService(prediction_service_pb2_grpc.PredictionServiceServic
             self.metadata_calls += 1
         m = self.model
         if request.model_spec.name != m.name:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({request.model_spec.name})")
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"Servable not found for request: Latest({request.model_spec.name})",
+            )
         signature = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
-        signature.inputs[m.input_name].CopyFrom(_tensor_info(m.input_name, _DTYPES[m.input_dtype], [-1, m.size, m.size, 3]))
-        signature.outputs[m.scores_output].CopyFrom(_tensor_info(m.scores_output, types_pb2.DT_FLOAT, [-1, len(m.labels)]))
+        signature.inputs[m.input_name].CopyFrom(
+            _tensor_info(m.input_name, _DTYPES[m.input_dtype], [-1, m.size, m.size, 3])
+        )
+        signature.outputs[m.scores_output].CopyFrom(
+            _tensor_info(m.scores_output, types_pb2.DT_FLOAT, [-1, len(m.labels)])
+        )
         if m.labels_output:
-            signature.outputs[m.labels_output].CopyFrom(_tensor_info(m.labels_output, types_pb2.DT_STRING, [-1, len(m.labels)]))
+            signature.outputs[m.labels_output].CopyFrom(
+                _tensor_info(m.labels_output, types_pb2.DT_STRING, [-1, len(m.labels)])
+            )
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         signature_map.signature_def["serving_default"].CopyFrom(signature)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
@@ -92,15 +104,27 @@ class NumpyPredictionService(prediction_service_pb2_grpc.PredictionServiceServic
         if m.fail_with is not None:
             context.abort(m.fail_with, "injected failure")
         if request.model_spec.name != m.name:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({request.model_spec.name})")
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"Servable not found for request: Latest({request.model_spec.name})",
+            )
         if set(request.inputs) != {m.input_name}:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"input tensor alias not found in signature: {sorted(request.inputs)}")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"input tensor alias not found in signature: {sorted(request.inputs)}",
+            )
         tensor = request.inputs[m.input_name]
         if tensor.dtype != _DTYPES[m.input_dtype]:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Expects arg[0] to be {m.input_dtype} but {tensor.dtype} is provided")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Expects arg[0] to be {m.input_dtype} but {tensor.dtype} is provided",
+            )
         shape = [d.size for d in tensor.tensor_shape.dim]
         if shape[1:] != [m.size, m.size, 3]:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"input shape {shape} incompatible with [-1,{m.size},{m.size},3]")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"input shape {shape} incompatible with [-1,{m.size},{m.size},3]",
+            )
         dtype = np.float32 if m.input_dtype == "float32" else np.uint8
         batch = np.frombuffer(tensor.tensor_content, dtype=dtype).reshape(shape)
         scores = m.scores(batch)
@@ -138,7 +162,7 @@ class NumpyModelServer:
         self.port = self.server.add_insecure_port(f"{host}:0" if ":" not in host else f"[{host}]:0")
         self.target = f"{host}:{self.port}" if ":" not in host else f"[{host}]:{self.port}"
 
-    def __enter__(self) -> "NumpyModelServer":
+    def __enter__(self) -> NumpyModelServer:
         self.server.start()
         return self
 

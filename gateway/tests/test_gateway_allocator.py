@@ -1,5 +1,6 @@
 """The allocator tuning keeps 1 MiB request buffers in the heap: measured as page faults in a
 fresh interpreter (the setting is process-wide, so it is not applied to the test process)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -21,8 +22,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
 
 
 def page_faults(mode: str) -> int:
-    done = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, timeout=60, check=True
+    )
     return int(done.stdout.strip())
 
 

@@ -16,7 +16,10 @@ def test_softmax_is_a_distribution_and_keeps_the_order():
 
 def test_all_scores_in_model_order_without_top_k():
     assert list(top_scores(["a", "b", "c"], np.array([0.1, 0.9, 0.5]), None).items()) == [
-        ("a", 0.1), ("b", 0.9), ("c", 0.5)]
+        ("a", 0.1),
+        ("b", 0.9),
+        ("c", 0.5),
+    ]
 
 
 def test_top_k_returns_the_best_first():

@@ -1,5 +1,6 @@
 """URL fetching policy. Refusals of literal addresses happen before any connection, so most of
 these need no network; the ones that talk to a real loopback HTTP server are integration tests."""
+
 import ipaddress
 import time
 
@@ -10,13 +11,29 @@ from gateway.fetch import ImageFetcher
 from gateway.settings import Settings
 
 REFUSED = [
-    "http://127.0.0.1/x.jpg", "http://127.1/x.jpg", "http://2130706433/x.jpg", "http://0x7f000001/x.jpg",
-    "http://0.0.0.0/x.jpg", "http://10.0.0.1/x.jpg", "http://172.16.5.4/x.jpg", "http://192.168.1.1/x.jpg",
-    "http://169.254.169.254/latest/meta-data/", "http://100.64.0.1/x.jpg", "http://224.0.0.1/x.jpg",
-    "http://240.0.0.1/x.jpg", "http://255.255.255.255/x.jpg", "http://[::1]/x.jpg", "http://[::]/x.jpg",
-    "http://[::ffff:127.0.0.1]/x.jpg", "http://[::ffff:169.254.169.254]/x.jpg", "http://[fe80::1]/x.jpg",
-    "http://[fc00::1]/x.jpg", "http://[fd12:3456::1]/x.jpg", "http://[ff02::1]/x.jpg",
-    "http://[64:ff9b::a9fe:a9fe]/x.jpg", "http://[2002:7f00:1::]/x.jpg",
+    "http://127.0.0.1/x.jpg",
+    "http://127.1/x.jpg",
+    "http://2130706433/x.jpg",
+    "http://0x7f000001/x.jpg",
+    "http://0.0.0.0/x.jpg",
+    "http://10.0.0.1/x.jpg",
+    "http://172.16.5.4/x.jpg",
+    "http://192.168.1.1/x.jpg",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://100.64.0.1/x.jpg",
+    "http://224.0.0.1/x.jpg",
+    "http://240.0.0.1/x.jpg",
+    "http://255.255.255.255/x.jpg",
+    "http://[::1]/x.jpg",
+    "http://[::]/x.jpg",
+    "http://[::ffff:127.0.0.1]/x.jpg",
+    "http://[::ffff:169.254.169.254]/x.jpg",
+    "http://[fe80::1]/x.jpg",
+    "http://[fc00::1]/x.jpg",
+    "http://[fd12:3456::1]/x.jpg",
+    "http://[ff02::1]/x.jpg",
+    "http://[64:ff9b::a9fe:a9fe]/x.jpg",
+    "http://[2002:7f00:1::]/x.jpg",
 ]
 
 
@@ -27,8 +44,17 @@ def test_private_and_special_addresses_are_refused(url):
     assert (caught.value.status, caught.value.code) == (403, "url_forbidden")
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://example.com/", "ftp://example.com/a.jpg",
-                                 "javascript:alert(1)", "not a url", "http://"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "gopher://example.com/",
+        "ftp://example.com/a.jpg",
+        "javascript:alert(1)",
+        "not a url",
+        "http://",
+    ],
+)
 def test_only_http_and_https_urls(url):
     with pytest.raises(GatewayError) as caught:
         ImageFetcher(Settings()).fetch(url)
@@ -77,7 +103,8 @@ def test_loopback_is_refused_by_default_even_when_listening(image_server):
     before = dict(image_server.hits)
     with pytest.raises(GatewayError) as caught:
         ImageFetcher(Settings(fetch_allowed_ports=frozenset({image_server.port}))).fetch(
-            image_server.url("/img/hat.jpg"))
+            image_server.url("/img/hat.jpg")
+        )
     assert caught.value.code == "url_forbidden"
     assert image_server.hits == before  # never connected
 
@@ -171,8 +198,11 @@ class _KeepAliveServer:
             while b"\r\n\r\n" in buffered:
                 head, _, buffered = buffered.partition(b"\r\n\r\n")
                 self.requests.append(head)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: keep-alive\r\n"
-                             + f"Content-Length: {len(self.body)}\r\n\r\n".encode() + self.body)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: keep-alive\r\n"
+                    + f"Content-Length: {len(self.body)}\r\n\r\n".encode()
+                    + self.body
+                )
 
     def close(self):
         self._listener.close()
@@ -187,8 +217,12 @@ def test_every_fetch_connects_afresh_even_when_the_server_keeps_connections_open
     outside the fetch's deadline)."""
     server = _KeepAliveServer(sample_jpeg)
     try:
-        fetcher = ImageFetcher(Settings(fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
-                                        fetch_allowed_ports=frozenset({server.port})))
+        fetcher = ImageFetcher(
+            Settings(
+                fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                fetch_allowed_ports=frozenset({server.port}),
+            )
+        )
         for _ in range(3):
             assert fetcher.fetch(f"http://127.0.0.1:{server.port}/hat.jpg") == sample_jpeg
         assert server.connections == 3
@@ -208,12 +242,14 @@ def test_deadlines_hold_for_concurrent_fetches_without_a_thread_per_fetch(image_
     fetcher = loopback_fetcher(image_server, fetch_timeout_seconds=1.0)
     fetcher.fetch(image_server.url("/img/hat.jpg"))  # the deadline thread exists from here on
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
+
         def timed(path):
             start = time.monotonic()
             try:
                 return fetcher.fetch(image_server.url(path)), time.monotonic() - start
             except GatewayError as error:
                 return error.code, time.monotonic() - start
+
         stalled = [pool.submit(timed, path) for path in ("/stall", "/slow", "/stall", "/slow")]
         time.sleep(0.2)
         fast = pool.submit(timed, "/img/hat.jpg")
@@ -261,8 +297,12 @@ class _TLSImageServer:
 
 
 def _tls_fetcher(port: int, ca=None) -> ImageFetcher:
-    fetcher = ImageFetcher(Settings(fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
-                                    fetch_allowed_ports=frozenset({port})))
+    fetcher = ImageFetcher(
+        Settings(
+            fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+            fetch_allowed_ports=frozenset({port}),
+        )
+    )
     if ca is not None:
         ca.configure_trust(fetcher.tls)  # the test CA, in addition to certifi's bundle
     return fetcher
@@ -278,8 +318,10 @@ def test_https_fetch_verifies_the_certificate_against_the_host(sample_jpeg):
     try:
         assert _tls_fetcher(good.port, ca).fetch(f"https://127.0.0.1:{good.port}/hat.jpg") == sample_jpeg
         # A certificate for another name, and one from a CA nobody trusts: both refused, as 502.
-        for fetcher, port in ((_tls_fetcher(wrong_name.port, ca), wrong_name.port),
-                              (_tls_fetcher(good.port), good.port)):
+        for fetcher, port in (
+            (_tls_fetcher(wrong_name.port, ca), wrong_name.port),
+            (_tls_fetcher(good.port), good.port),
+        ):
             with pytest.raises(GatewayError) as caught:
                 fetcher.fetch(f"https://127.0.0.1:{port}/hat.jpg")
             assert (caught.value.status, caught.value.code) == (502, "fetch_failed")
@@ -299,8 +341,12 @@ def test_request_targets_are_percent_encoded_and_hosts_sent(image_server, sample
     assert _request_target("http://h") == "/"
     server = _KeepAliveServer(sample_jpeg)
     try:
-        fetcher = ImageFetcher(Settings(fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
-                                        fetch_allowed_ports=frozenset({server.port})))
+        fetcher = ImageFetcher(
+            Settings(
+                fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                fetch_allowed_ports=frozenset({server.port}),
+            )
+        )
         assert fetcher.fetch(f"http://127.0.0.1:{server.port}/dir/hät.jpg?tag=ü") == sample_jpeg
         head = server.requests[-1].decode("ascii")
         assert head.startswith("GET /dir/h%C3%A4t.jpg?tag=%C3%BC HTTP/1.1\r\n"), head
@@ -333,9 +379,14 @@ def test_a_slow_redirect_chain_ends_at_the_total_deadline():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        fetcher = ImageFetcher(Settings(fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
-                                        fetch_allowed_ports=frozenset({port}), fetch_max_redirects=10,
-                                        fetch_timeout_seconds=1.0))
+        fetcher = ImageFetcher(
+            Settings(
+                fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                fetch_allowed_ports=frozenset({port}),
+                fetch_max_redirects=10,
+                fetch_timeout_seconds=1.0,
+            )
+        )
         start = time.monotonic()
         with pytest.raises(GatewayError) as caught:
             fetcher.fetch(f"http://127.0.0.1:{port}/start")

@@ -1,4 +1,5 @@
 """Request handling that needs no model server: validation, error shape, 404/405/413, ids."""
+
 import base64
 
 import pytest
@@ -24,25 +25,28 @@ def assert_error(response, status, code):
     assert b"Traceback" not in response.data and b"<html" not in response.data.lower()
 
 
-@pytest.mark.parametrize("kwargs,status,code", [
-    (dict(data="not json", content_type="application/json"), 400, "invalid_json"),
-    (dict(json=["url"]), 400, "invalid_request"),
-    (dict(json={}), 400, "invalid_request"),
-    (dict(json={"url": "http://a/x.jpg", "image": "AAAA"}), 400, "invalid_request"),
-    (dict(json={"uri": "http://a/x.jpg"}), 400, "invalid_request"),
-    (dict(json={"url": 42}), 400, "invalid_url"),
-    (dict(json={"image": "%%%not base64"}), 400, "invalid_base64"),
-    (dict(json={"image": ""}), 400, "invalid_base64"),
-    (dict(json={"image": base64.b64encode(b"plain text").decode()}), 415, "unsupported_image"),
-    (dict(json={"image": "AAAA", "top_k": 0}), 400, "invalid_top_k"),
-    (dict(json={"image": "AAAA", "top_k": "three"}), 400, "invalid_top_k"),
-    (dict(json={"image": "AAAA", "top_k": True}), 400, "invalid_top_k"),
-    (dict(json={"image": "AAAA", "top_k": 2.5}), 400, "invalid_top_k"),
-    (dict(data={"nofile": "x"}, content_type="multipart/form-data"), 400, "missing_image"),
-    (dict(data=b"x" * 5000, content_type="application/json"), 413, "request_too_large"),
-    (dict(json={"url": "file:///etc/passwd"}), 400, "invalid_url"),
-    (dict(json={"url": "http://169.254.169.254/latest/meta-data/"}), 403, "url_forbidden"),
-])
+@pytest.mark.parametrize(
+    "kwargs,status,code",
+    [
+        (dict(data="not json", content_type="application/json"), 400, "invalid_json"),
+        (dict(json=["url"]), 400, "invalid_request"),
+        (dict(json={}), 400, "invalid_request"),
+        (dict(json={"url": "http://a/x.jpg", "image": "AAAA"}), 400, "invalid_request"),
+        (dict(json={"uri": "http://a/x.jpg"}), 400, "invalid_request"),
+        (dict(json={"url": 42}), 400, "invalid_url"),
+        (dict(json={"image": "%%%not base64"}), 400, "invalid_base64"),
+        (dict(json={"image": ""}), 400, "invalid_base64"),
+        (dict(json={"image": base64.b64encode(b"plain text").decode()}), 415, "unsupported_image"),
+        (dict(json={"image": "AAAA", "top_k": 0}), 400, "invalid_top_k"),
+        (dict(json={"image": "AAAA", "top_k": "three"}), 400, "invalid_top_k"),
+        (dict(json={"image": "AAAA", "top_k": True}), 400, "invalid_top_k"),
+        (dict(json={"image": "AAAA", "top_k": 2.5}), 400, "invalid_top_k"),
+        (dict(data={"nofile": "x"}, content_type="multipart/form-data"), 400, "missing_image"),
+        (dict(data=b"x" * 5000, content_type="application/json"), 413, "request_too_large"),
+        (dict(json={"url": "file:///etc/passwd"}), 400, "invalid_url"),
+        (dict(json={"url": "http://169.254.169.254/latest/meta-data/"}), 403, "url_forbidden"),
+    ],
+)
 def test_bad_requests_get_json_errors(client, kwargs, status, code):
     assert_error(client.post("/predict", **kwargs), status, code)
 

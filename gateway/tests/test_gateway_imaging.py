@@ -36,8 +36,9 @@ def test_non_images_are_refused_by_their_bytes(data):
     assert (caught.value.status, caught.value.code) == (415, "unsupported_image")
 
 
-@pytest.mark.parametrize("major, compatible", [(b"heic", [b"mif1", b"heic"]), (b"mif1", [b"heic"]),
-                                               (b"heix", [b"mif1"])])
+@pytest.mark.parametrize(
+    "major, compatible", [(b"heic", [b"mif1", b"heic"]), (b"mif1", [b"heic"]), (b"heix", [b"mif1"])]
+)
 def test_heic_photos_get_a_415_that_names_what_to_send(major, compatible):
     """An iPhone's HEIC (the ISO-BMFF ftyp box as it writes it) is named, with the formats that
     work and the phone setting that sends one."""
@@ -53,9 +54,13 @@ def test_heic_photos_get_a_415_that_names_what_to_send(major, compatible):
 
 def test_small_jpeg_matches_keras_style_nearest_resize(sample_jpeg):
     # Training (keras load_img / keras-image-helper) resizes with NEAREST after RGB conversion.
-    expected = np.asarray(Image.open(io.BytesIO(sample_jpeg)).convert("RGB").resize((150, 150), Image.NEAREST))
+    expected = np.asarray(
+        Image.open(io.BytesIO(sample_jpeg)).convert("RGB").resize((150, 150), Image.NEAREST)
+    )
     full_scale_needed = decode_resized(sample_jpeg, 299, 299, 10**7)  # 400x534 source: no draft reduction
-    reference = np.asarray(Image.open(io.BytesIO(sample_jpeg)).convert("RGB").resize((299, 299), Image.NEAREST))
+    reference = np.asarray(
+        Image.open(io.BytesIO(sample_jpeg)).convert("RGB").resize((299, 299), Image.NEAREST)
+    )
     np.testing.assert_array_equal(full_scale_needed, reference)
     assert expected.shape == (150, 150, 3)
 
@@ -93,10 +98,15 @@ def test_decompression_bomb_is_refused_before_decoding():
     assert decode_resized(bomb, 10, 10, max_pixels=25_000_000).shape == (10, 10, 3)
 
 
-@pytest.mark.parametrize("family,reference", [
-    ("xception", tf_preprocessing), ("inception_v3", tf_preprocessing),
-    ("resnet50", caffe_preprocessing), ("vgg16", caffe_preprocessing),
-])
+@pytest.mark.parametrize(
+    "family,reference",
+    [
+        ("xception", tf_preprocessing),
+        ("inception_v3", tf_preprocessing),
+        ("resnet50", caffe_preprocessing),
+        ("vgg16", caffe_preprocessing),
+    ],
+)
 def test_float_scaling_matches_keras_image_helper(family, reference):
     rgb = np.asarray(gradient(8, 6))
     ours = to_model_input(rgb, "float32", family)

@@ -1,4 +1,5 @@
 """Signature discovery and gRPC status mapping, on real TF Serving protos (no server needed)."""
+
 import grpc
 import pytest
 from tensorflow.core.framework import tensor_shape_pb2, types_pb2
@@ -11,8 +12,12 @@ from gateway.settings import Settings
 
 
 def info(dtype, dims):
-    return meta_graph_pb2.TensorInfo(dtype=dtype, tensor_shape=tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims]))
+    return meta_graph_pb2.TensorInfo(
+        dtype=dtype,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims]
+        ),
+    )
 
 
 def metadata(inputs, outputs, name="serving_default", version=3):
@@ -42,7 +47,9 @@ def test_reads_names_dtype_size_and_labels_output():
 
 
 def test_uint8_input_and_no_labels_output():
-    sig = parse_signature(metadata({"image": info(types_pb2.DT_UINT8, [-1, 299, 299, 3])}, {"output_0": SCORES}), Settings())
+    sig = parse_signature(
+        metadata({"image": info(types_pb2.DT_UINT8, [-1, 299, 299, 3])}, {"output_0": SCORES}), Settings()
+    )
     assert sig.input_dtype == "uint8" and sig.labels_output is None
 
 
@@ -63,12 +70,15 @@ def test_several_float_outputs_need_a_choice():
         parse_signature(response, Settings(scores_output="probs"))
 
 
-@pytest.mark.parametrize("inputs,message", [
-    ({"x": info(types_pb2.DT_STRING, [-1])}, "dtype DT_STRING"),
-    ({"x": info(types_pb2.DT_FLOAT, [-1, 10])}, "shape"),
-    ({"x": info(types_pb2.DT_FLOAT, [-1, 32, 32, 1])}, "shape"),
-    ({"a": IMAGE, "b": IMAGE}, "2 inputs"),
-])
+@pytest.mark.parametrize(
+    "inputs,message",
+    [
+        ({"x": info(types_pb2.DT_STRING, [-1])}, "dtype DT_STRING"),
+        ({"x": info(types_pb2.DT_FLOAT, [-1, 10])}, "shape"),
+        ({"x": info(types_pb2.DT_FLOAT, [-1, 32, 32, 1])}, "shape"),
+        ({"a": IMAGE, "b": IMAGE}, "2 inputs"),
+    ],
+)
 def test_unusable_signatures_are_503_with_the_reason(inputs, message):
     with pytest.raises(GatewayError, match=message) as caught:
         parse_signature(metadata(inputs, {"y": SCORES}), Settings())
@@ -91,15 +101,18 @@ class FakeRpcError(grpc.RpcError):
         return self._details
 
 
-@pytest.mark.parametrize("code,status,name", [
-    (grpc.StatusCode.UNAVAILABLE, 503, "model_unavailable"),
-    (grpc.StatusCode.DEADLINE_EXCEEDED, 504, "model_timeout"),
-    (grpc.StatusCode.INVALID_ARGUMENT, 502, "model_rejected_input"),
-    (grpc.StatusCode.NOT_FOUND, 503, "model_not_found"),
-    (grpc.StatusCode.FAILED_PRECONDITION, 503, "model_unavailable"),
-    (grpc.StatusCode.RESOURCE_EXHAUSTED, 503, "model_overloaded"),
-    (grpc.StatusCode.INTERNAL, 502, "model_error"),
-])
+@pytest.mark.parametrize(
+    "code,status,name",
+    [
+        (grpc.StatusCode.UNAVAILABLE, 503, "model_unavailable"),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, 504, "model_timeout"),
+        (grpc.StatusCode.INVALID_ARGUMENT, 502, "model_rejected_input"),
+        (grpc.StatusCode.NOT_FOUND, 503, "model_not_found"),
+        (grpc.StatusCode.FAILED_PRECONDITION, 503, "model_unavailable"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 503, "model_overloaded"),
+        (grpc.StatusCode.INTERNAL, 502, "model_error"),
+    ],
+)
 def test_grpc_status_mapping_keeps_the_model_message(code, status, name):
     error = map_rpc_error(FakeRpcError(code, "Servable says why"), "clothing-model")
     assert (error.status, error.code) == (status, name)

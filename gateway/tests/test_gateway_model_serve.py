@@ -1,6 +1,7 @@
 """The gateway as a real process against `model serve` processes serving a real SavedModel built
 by Keras in the test: labels carried by the model, a re-export with Keras 3's default tensor
 names (acceptance 2), and client-side balancing over two servers (acceptance 3)."""
+
 import base64
 import io
 import shutil
@@ -9,11 +10,10 @@ import time
 import numpy as np
 import pytest
 import requests
-from PIL import Image
-
 from gateway_testing import free_port, gateway_process
-from tiny_dns_server import TinyDNSServer
 from model_serve_subprocess import TINY_LABELS, TINY_SIZE, ModelServe, build_tiny_keras_model
+from PIL import Image
+from tiny_dns_server import TinyDNSServer
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +40,12 @@ def model_base(tmp_path_factory, keras_model):
 def server_pair(model_base):
     """Two model servers on the same port of two loopback addresses (for ipv4: and dns: targets)."""
     port = free_port()
-    servers = [ModelServe(model_base["base"], "tiny", port, free_port(), host=host, monitoring=model_base["monitoring"])
-               for host in ("127.0.0.1", "127.0.0.2")]
+    servers = [
+        ModelServe(
+            model_base["base"], "tiny", port, free_port(), host=host, monitoring=model_base["monitoring"]
+        )
+        for host in ("127.0.0.1", "127.0.0.2")
+    ]
     try:
         yield [s.wait_ready() for s in servers]
     finally:
@@ -71,7 +75,9 @@ def test_prediction_matches_keras_and_uses_the_models_labels(server_pair, keras_
         assert response.status_code == 200, response.text
         scores = response.json()
         assert list(scores) == TINY_LABELS
-        np.testing.assert_allclose(list(scores.values()), keras_logits(keras_model, pixels), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            list(scores.values()), keras_logits(keras_model, pixels), rtol=1e-4, atol=1e-4
+        )
         ready = requests.get(base + "/readyz", timeout=10).json()
         assert ready["model_version"] == 1 and ready["input"] == "pixels"
 
@@ -115,8 +121,9 @@ def test_reexport_with_new_tensor_names_needs_no_configuration(model_base, keras
     server = ModelServe(base, "tiny", free_port(), free_port()).wait_ready()
     image, pixels = png_b64()
     try:
-        with gateway_process({"TF_SERVING_HOST": server.target, "MODEL_NAME": "tiny",
-                              "LABELS": ",".join(TINY_LABELS)}) as (gw, _):
+        with gateway_process(
+            {"TF_SERVING_HOST": server.target, "MODEL_NAME": "tiny", "LABELS": ",".join(TINY_LABELS)}
+        ) as (gw, _):
             assert requests.post(gw + "/predict", json={"image": image}, timeout=30).status_code == 200
             v1 = requests.get(gw + "/readyz", timeout=10).json()
             assert (v1["input"], v1["scores"]) == ("pixels", "logits"), v1
@@ -130,11 +137,15 @@ def test_reexport_with_new_tensor_names_needs_no_configuration(model_base, keras
             response = requests.post(gw + "/predict", json={"image": image}, timeout=30)
             assert response.status_code == 200, response.text
             assert list(response.json()) == TINY_LABELS
-            np.testing.assert_allclose(list(response.json().values()), keras_logits(keras_model, pixels), rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(
+                list(response.json().values()), keras_logits(keras_model, pixels), rtol=1e-4, atol=1e-4
+            )
             # The request above went to version 2 (the model server serves the highest), so the
             # gateway must already have rediscovered it; /readyz reports it once its cache expires.
             time.sleep(2.5)
             ready = requests.get(gw + "/readyz", timeout=10).json()
-            assert (ready["model_version"], ready["input"], ready["scores"]) == (2, "inputs", "output_0"), ready
+            assert (ready["model_version"], ready["input"], ready["scores"]) == (2, "inputs", "output_0"), (
+                ready
+            )
     finally:
         server.stop()

@@ -1,6 +1,7 @@
 """The gateway (waitress, real sockets) against the numpy gRPC PredictionService and a real image
 HTTP server: every input form, labels, softmax, top-k, both output encodings, uint8 models,
 re-exported tensor names, metrics and readiness."""
+
 import base64
 import io
 import ipaddress
@@ -8,12 +9,12 @@ import ipaddress
 import numpy as np
 import pytest
 import requests
+from gateway_testing import waitress_gateway
+from numpy_model_server import CLOTHING, FakeModel, NumpyModelServer
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway_testing import waitress_gateway
 from gateway.settings import Settings
-from numpy_model_server import CLOTHING, FakeModel, NumpyModelServer
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.integration
 def expected_scores(jpeg: bytes, model: FakeModel) -> np.ndarray:
     """What the numpy model must answer for `jpeg`, computed independently of the gateway:
     Keras-style NEAREST resize of the decoded photo, Xception scaling, then the model's matrix."""
-    rgb = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB").resize((model.size, model.size), Image.NEAREST))
+    rgb = np.asarray(
+        Image.open(io.BytesIO(jpeg)).convert("RGB").resize((model.size, model.size), Image.NEAREST)
+    )
     x = rgb.astype(np.float32) / 127.5 - 1.0
     return model.scores(x[np.newaxis])[0]
 
@@ -49,7 +52,9 @@ def test_url_input_returns_the_seed_shape(gateway, image_server, model_server, s
     assert response.status_code == 200, response.text
     scores = response.json()
     assert list(scores) == [f"class_{i}" for i in range(10)]  # no LABELS, no labels output
-    np.testing.assert_allclose(list(scores.values()), expected_scores(sample_jpeg, model_server.model), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        list(scores.values()), expected_scores(sample_jpeg, model_server.model), rtol=1e-4, atol=1e-5
+    )
     assert response.headers["X-Request-ID"]
     # The version that answered (the PredictResponse's model_spec), for rollouts to observe.
     assert response.headers["X-Model-Version"] == str(model_server.model.version)
@@ -66,18 +71,26 @@ def test_request_carries_the_discovered_names_as_tensor_content(gateway, model_s
 
 
 def test_base64_multipart_and_raw_bodies_agree(gateway, sample_jpeg):
-    by_b64 = requests.post(gateway + "/predict", json={"image": base64.b64encode(sample_jpeg).decode()}, timeout=10)
+    by_b64 = requests.post(
+        gateway + "/predict", json={"image": base64.b64encode(sample_jpeg).decode()}, timeout=10
+    )
     data_uri = "data:image/jpeg;base64," + base64.b64encode(sample_jpeg).decode()
     by_uri = requests.post(gateway + "/predict", json={"image": data_uri}, timeout=10)
-    by_upload = requests.post(gateway + "/predict", files={"file": ("hat.jpg", sample_jpeg, "image/jpeg")}, timeout=10)
-    by_raw = requests.post(gateway + "/predict", data=sample_jpeg, headers={"Content-Type": "image/jpeg"}, timeout=10)
+    by_upload = requests.post(
+        gateway + "/predict", files={"file": ("hat.jpg", sample_jpeg, "image/jpeg")}, timeout=10
+    )
+    by_raw = requests.post(
+        gateway + "/predict", data=sample_jpeg, headers={"Content-Type": "image/jpeg"}, timeout=10
+    )
     for response in (by_b64, by_uri, by_upload, by_raw):
         assert response.status_code == 200, response.text
         assert response.json() == by_b64.json()
 
 
 def test_png_from_url(gateway, image_server):
-    response = requests.post(gateway + "/predict", json={"url": image_server.url("/img/shoes.png")}, timeout=10)
+    response = requests.post(
+        gateway + "/predict", json={"url": image_server.url("/img/shoes.png")}, timeout=10
+    )
     assert response.status_code == 200, response.text
     assert len(response.json()) == 10
 
@@ -87,14 +100,18 @@ def test_top_k_orders_best_first(gateway, sample_jpeg, model_server):
     scores = requests.post(gateway + "/predict", json=body, timeout=10).json()
     expected = expected_scores(sample_jpeg, model_server.model)
     assert list(scores) == [f"class_{i}" for i in np.argsort(-expected)[:3]]
-    upload = requests.post(gateway + "/predict", files={"file": ("a.jpg", sample_jpeg)}, data={"top_k": "3"}, timeout=10)
+    upload = requests.post(
+        gateway + "/predict", files={"file": ("a.jpg", sample_jpeg)}, data={"top_k": "3"}, timeout=10
+    )
     assert upload.json() == scores
 
 
 def test_labels_from_configuration_and_softmax(model_server, sample_jpeg):
     settings = Settings(tf_serving_host=model_server.target, labels=CLOTHING, apply_softmax=True)
     with waitress_gateway(settings, start_refresh=False) as base:
-        scores = requests.post(base + "/predict", json={"image": base64.b64encode(sample_jpeg).decode()}, timeout=10).json()
+        scores = requests.post(
+            base + "/predict", json={"image": base64.b64encode(sample_jpeg).decode()}, timeout=10
+        ).json()
     assert list(scores) == list(CLOTHING)
     assert sum(scores.values()) == pytest.approx(1.0, abs=1e-6)
     logits = expected_scores(sample_jpeg, model_server.model)
@@ -104,26 +121,44 @@ def test_labels_from_configuration_and_softmax(model_server, sample_jpeg):
 def test_label_count_mismatch_is_a_clear_error(model_server, sample_jpeg):
     settings = Settings(tf_serving_host=model_server.target, labels=("a", "b"))
     with waitress_gateway(settings, start_refresh=False) as base:
-        response = requests.post(base + "/predict", json={"image": base64.b64encode(sample_jpeg).decode()}, timeout=10)
+        response = requests.post(
+            base + "/predict", json={"image": base64.b64encode(sample_jpeg).decode()}, timeout=10
+        )
     assert response.status_code == 500 and response.json()["error"]["code"] == "labels_mismatch"
 
 
 def test_labels_output_of_the_model_and_float_val_and_uint8(sample_jpeg):
-    model = FakeModel(input_name="image_bytes", input_dtype="uint8", size=256, scores_output="scores",
-                      labels_output="labels", scores_as_float_val=True)
-    with NumpyModelServer(model) as server, waitress_gateway(Settings(tf_serving_host=server.target), start_refresh=False) as base:
-        scores = requests.post(base + "/predict", json={"image": base64.b64encode(sample_jpeg).decode()}, timeout=10).json()
+    model = FakeModel(
+        input_name="image_bytes",
+        input_dtype="uint8",
+        size=256,
+        scores_output="scores",
+        labels_output="labels",
+        scores_as_float_val=True,
+    )
+    with (
+        NumpyModelServer(model) as server,
+        waitress_gateway(Settings(tf_serving_host=server.target), start_refresh=False) as base,
+    ):
+        scores = requests.post(
+            base + "/predict", json={"image": base64.b64encode(sample_jpeg).decode()}, timeout=10
+        ).json()
         sent = server.service.last_request
     assert list(scores) == list(CLOTHING)
     assert sent.inputs["image_bytes"].dtype == 4  # DT_UINT8: raw pixels, the graph scales
-    rgb = np.asarray(Image.open(io.BytesIO(sample_jpeg)).convert("RGB").resize((256, 256), Image.NEAREST))  # 400x534: no DCT reduction at 256
+    rgb = np.asarray(
+        Image.open(io.BytesIO(sample_jpeg)).convert("RGB").resize((256, 256), Image.NEAREST)
+    )  # 400x534: no DCT reduction at 256
     np.testing.assert_allclose(list(scores.values()), model.scores(rgb[np.newaxis])[0], rtol=1e-5)
 
 
 def test_reexported_model_with_new_names_needs_no_configuration(sample_jpeg):
     model = FakeModel()
     image = {"image": base64.b64encode(sample_jpeg).decode()}
-    with NumpyModelServer(model) as server, waitress_gateway(Settings(tf_serving_host=server.target), start_refresh=False) as base:
+    with (
+        NumpyModelServer(model) as server,
+        waitress_gateway(Settings(tf_serving_host=server.target), start_refresh=False) as base,
+    ):
         assert requests.post(base + "/predict", json=image, timeout=10).status_code == 200
         # Re-export: Keras 3 `model.export()` names, a different size, version 2.
         model.input_name, model.scores_output, model.size, model.version = "inputs", "output_0", 224, 2
@@ -138,17 +173,29 @@ def test_metrics_expose_requests_stages_in_flight_and_bytes(gateway, image_serve
     requests.post(gateway + "/predict", json={"image": "%%%"}, timeout=10)
     text = requests.get(gateway + "/metrics", timeout=10).text
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    requests_total = {(s.labels["route"], s.labels["status"]): s.value
-                      for s in families["gateway_requests"].samples if s.name == "gateway_requests_total"}
+    requests_total = {
+        (s.labels["route"], s.labels["status"]): s.value
+        for s in families["gateway_requests"].samples
+        if s.name == "gateway_requests_total"
+    }
     assert requests_total[("/predict", "200")] >= 1 and requests_total[("/predict", "400")] >= 1
-    stage_counts = {s.labels["stage"]: s.value for s in families["gateway_stage_duration_seconds"].samples
-                    if s.name.endswith("_count")}
+    stage_counts = {
+        s.labels["stage"]: s.value
+        for s in families["gateway_stage_duration_seconds"].samples
+        if s.name.endswith("_count")
+    }
     assert stage_counts["fetch"] >= 1 and stage_counts["decode"] >= 1 and stage_counts["model"] >= 1
     assert families["gateway_request_duration_seconds"].type == "histogram"
     assert families["gateway_requests_in_flight"].type == "gauge"
-    fetched = [s.value for s in families["gateway_fetched_bytes"].samples if s.name == "gateway_fetched_bytes_total"]
-    assert fetched[0] >= len((image_server.httpd.files["dress.jpg"]))
-    errors = {s.labels["code"]: s.value for s in families["gateway_errors"].samples if s.name == "gateway_errors_total"}
+    fetched = [
+        s.value for s in families["gateway_fetched_bytes"].samples if s.name == "gateway_fetched_bytes_total"
+    ]
+    assert fetched[0] >= len(image_server.httpd.files["dress.jpg"])
+    errors = {
+        s.labels["code"]: s.value
+        for s in families["gateway_errors"].samples
+        if s.name == "gateway_errors_total"
+    }
     assert errors["invalid_base64"] >= 1
 
 

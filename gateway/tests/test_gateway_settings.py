@@ -19,15 +19,31 @@ def test_defaults_match_the_documented_contract():
 
 
 def test_reads_every_variable():
-    s = Settings.from_env({
-        "TF_SERVING_HOST": "dns:///model-server-headless:8500", "MODEL_NAME": "m", "MODEL_SIGNATURE": "sig",
-        "PORT": "8080", "THREADS": "16", "LABELS": "a, b ,c", "PREPROCESSING": "ResNet50",
-        "APPLY_SOFTMAX": "true", "IMAGE_SIZE": "224x160", "GRPC_TIMEOUT_SECONDS": "2.5",
-        "FETCH_ALLOWED_NETWORKS": "10.0.0.0/8, fd00::/8", "FETCH_ALLOWED_PORTS": "80,8080",
-        "FETCH_TIMEOUT_SECONDS": "4", "FETCH_MAX_BYTES": "1000", "FETCH_MAX_REDIRECTS": "0",
-        "MAX_IMAGE_PIXELS": "1000000", "MAX_REQUEST_BYTES": "2048", "LOG_LEVEL": "debug",
-        "METADATA_REFRESH_SECONDS": "5", "MODEL_SCORES_OUTPUT": "logits", "URL_PREFIX": "/clothes/",
-    })
+    s = Settings.from_env(
+        {
+            "TF_SERVING_HOST": "dns:///model-server-headless:8500",
+            "MODEL_NAME": "m",
+            "MODEL_SIGNATURE": "sig",
+            "PORT": "8080",
+            "THREADS": "16",
+            "LABELS": "a, b ,c",
+            "PREPROCESSING": "ResNet50",
+            "APPLY_SOFTMAX": "true",
+            "IMAGE_SIZE": "224x160",
+            "GRPC_TIMEOUT_SECONDS": "2.5",
+            "FETCH_ALLOWED_NETWORKS": "10.0.0.0/8, fd00::/8",
+            "FETCH_ALLOWED_PORTS": "80,8080",
+            "FETCH_TIMEOUT_SECONDS": "4",
+            "FETCH_MAX_BYTES": "1000",
+            "FETCH_MAX_REDIRECTS": "0",
+            "MAX_IMAGE_PIXELS": "1000000",
+            "MAX_REQUEST_BYTES": "2048",
+            "LOG_LEVEL": "debug",
+            "METADATA_REFRESH_SECONDS": "5",
+            "MODEL_SCORES_OUTPUT": "logits",
+            "URL_PREFIX": "/clothes/",
+        }
+    )
     assert s.url_prefix == "/clothes"
     assert s.tf_serving_host == "dns:///model-server-headless:8500"
     assert (s.model_name, s.model_signature, s.port, s.threads) == ("m", "sig", 8080, 16)
@@ -45,14 +61,28 @@ def test_square_image_size_shorthand():
     assert Settings.from_env({"IMAGE_SIZE": "299"}).image_size == (299, 299)
 
 
-@pytest.mark.parametrize("name,value", [
-    ("PORT", "http"), ("PORT", "70000"), ("THREADS", "0"), ("APPLY_SOFTMAX", "maybe"),
-    ("PREPROCESSING", "mobilenet"), ("FETCH_ALLOWED_NETWORKS", "10.0.0.0/33"),
-    ("FETCH_ALLOWED_NETWORKS", "intranet"), ("FETCH_ALLOWED_PORTS", "80,x"), ("LABELS", "a,,b"),
-    ("LABELS", "a,a"), ("GRPC_TIMEOUT_SECONDS", "-1"), ("FETCH_TIMEOUT_SECONDS", "inf"),
-    ("IMAGE_SIZE", "299x"), ("LOG_LEVEL", "chatty"), ("URL_PREFIX", "clothes"),
-    ("URL_PREFIX", "/a b"), ("MAX_REQUEST_BYTES", "10"),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("PORT", "http"),
+        ("PORT", "70000"),
+        ("THREADS", "0"),
+        ("APPLY_SOFTMAX", "maybe"),
+        ("PREPROCESSING", "mobilenet"),
+        ("FETCH_ALLOWED_NETWORKS", "10.0.0.0/33"),
+        ("FETCH_ALLOWED_NETWORKS", "intranet"),
+        ("FETCH_ALLOWED_PORTS", "80,x"),
+        ("LABELS", "a,,b"),
+        ("LABELS", "a,a"),
+        ("GRPC_TIMEOUT_SECONDS", "-1"),
+        ("FETCH_TIMEOUT_SECONDS", "inf"),
+        ("IMAGE_SIZE", "299x"),
+        ("LOG_LEVEL", "chatty"),
+        ("URL_PREFIX", "clothes"),
+        ("URL_PREFIX", "/a b"),
+        ("MAX_REQUEST_BYTES", "10"),
+    ],
+)
 def test_bad_values_are_rejected_naming_the_variable(name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})

@@ -43,7 +43,9 @@ def test_half_and_double_outputs():
     half.tensor_shape.dim.add(size=2)
     half.half_val.extend(np.array([1.5, -0.25], dtype=np.float16).view(np.uint16).tolist())
     np.testing.assert_array_equal(from_tensor_proto(half), np.array([1.5, -0.25], dtype=np.float16))
-    double = tensor_pb2.TensorProto(dtype=types_pb2.DT_DOUBLE, tensor_content=np.array([3.25], "<f8").tobytes())
+    double = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_DOUBLE, tensor_content=np.array([3.25], "<f8").tobytes()
+    )
     double.tensor_shape.dim.add(size=1)
     assert from_tensor_proto(double)[0] == 3.25
 
@@ -70,13 +72,19 @@ def test_unsupported_dtype_is_an_error():
         from_tensor_proto(proto)
 
 
-from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import settings as hsettings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 
 @hsettings(max_examples=60, deadline=None)
-@given(hnp.arrays(dtype=st.sampled_from([np.float32, np.uint8, np.int64, np.float64]),
-                  shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=5)))
+@given(
+    hnp.arrays(
+        dtype=st.sampled_from([np.float32, np.uint8, np.int64, np.float64]),
+        shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=5),
+    )
+)
 def test_round_trip_of_any_numeric_array(array):
     decoded = from_tensor_proto(to_tensor_proto(array))
     assert decoded.shape == array.shape

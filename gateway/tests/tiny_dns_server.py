@@ -4,6 +4,7 @@ c-ares resolver sends its queries to the server named in the target's authority)
 
 Answers A queries for `name` with every configured IPv4 address, AAAA queries with no records,
 everything else with NXDOMAIN. Counts the A queries it answered."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -24,7 +25,7 @@ class TinyDNSServer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> "TinyDNSServer":
+    def __enter__(self) -> TinyDNSServer:
         self._thread.start()
         return self
 
@@ -37,7 +38,7 @@ class TinyDNSServer:
         while not self._stop.is_set():
             try:
                 query, client = self.sock.recvfrom(512)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -54,11 +55,11 @@ class TinyDNSServer:
         labels, offset = [], 12
         while offset < len(query) and query[offset] != 0:
             length = query[offset]
-            labels.append(query[offset + 1: offset + 1 + length].decode("ascii", "replace"))
+            labels.append(query[offset + 1 : offset + 1 + length].decode("ascii", "replace"))
             offset += 1 + length
         offset += 1
-        qtype, _qclass = struct.unpack("!HH", query[offset: offset + 4])
-        question = query[12: offset + 4]
+        qtype, _qclass = struct.unpack("!HH", query[offset : offset + 4])
+        question = query[12 : offset + 4]
         name = ".".join(labels).lower()
         if name != self.name:
             return struct.pack("!HHHHHH", ident, 0x8183, 1, 0, 0, 0) + question  # NXDOMAIN

@@ -3,6 +3,7 @@
 TensorFlow takes seconds to import and each conversion a few more, so every tiny Keras model
 and every converted SavedModel is built once per test session and shared (read-only).
 """
+
 from __future__ import annotations
 
 import pathlib

@@ -1,6 +1,7 @@
 """Helpers shared by the model-tooling tests: the tiny real Keras model and a `model serve`
 subprocess on loopback ports. (A uniquely named module: every test folder of the repository
 shares one pytest run and one sys.modules.)"""
+
 from __future__ import annotations
 
 import os
@@ -51,11 +52,20 @@ def port_open(port: int) -> bool:
 class ServeProcess:
     def __init__(self, *flags: str):
         self.grpc_port, self.rest_port = free_port(), free_port()
-        cmd = [sys.executable, "-m", "model_tools", "serve", "--host=127.0.0.1",
-               f"--port={self.grpc_port}", f"--rest_api_port={self.rest_port}", *flags]
+        cmd = [
+            sys.executable,
+            "-m",
+            "model_tools",
+            "serve",
+            "--host=127.0.0.1",
+            f"--port={self.grpc_port}",
+            f"--rest_api_port={self.rest_port}",
+            *flags,
+        ]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=env)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()

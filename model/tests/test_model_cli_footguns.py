@@ -1,6 +1,7 @@
 """The model tooling's command lines where a newcomer used to trip: `model train` without the
 dataset (was a raw traceback) or over the committed demo model (was silently overwritten), `model
 serve` on a wrong base path (waited forever after one warning) and binding every address."""
+
 from __future__ import annotations
 
 import pathlib
@@ -9,23 +10,29 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from model_tools_testing import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _model(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "model_tools", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "model_tools", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def test_train_without_the_dataset_says_where_to_get_it(tmp_path):
     proc = _model("train", "--dataset", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert "no dataset at" in proc.stderr and "git clone https://github.com/alexeygrigorev/clothing-dataset-small" in proc.stderr
+    assert (
+        "no dataset at" in proc.stderr
+        and "git clone https://github.com/alexeygrigorev/clothing-dataset-small" in proc.stderr
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -49,8 +56,14 @@ def test_serve_on_a_wrong_base_path_says_the_layout_and_exits(tmp_path):
     wrong = tmp_path / "models"  # holds clothing-model/1/, but this names the parent
     (wrong / "clothing-model" / "1").mkdir(parents=True)
     started = time.monotonic()
-    proc = _model("serve", "--port=0", "--rest_api_port=0", "--model_name=clothing-model",
-                  f"--model_base_path={wrong}", timeout=60)
+    proc = _model(
+        "serve",
+        "--port=0",
+        "--rest_api_port=0",
+        "--model_name=clothing-model",
+        f"--model_base_path={wrong}",
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert time.monotonic() - started < 30
     assert f"expected {wrong}/<version>/saved_model.pb" in proc.stderr
@@ -79,9 +92,21 @@ def test_serve_binds_loopback_unless_told(converted):
     address = _non_loopback_address()
     assert address, "this test needs a non-loopback IPv4 address on the machine"
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "model_tools", "serve", f"--port={port}", "--rest_api_port=0",
-                                "--model_name=tiny", f"--model_base_path={converted['base'] / 'tiny'}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "model_tools",
+            "serve",
+            f"--port={port}",
+            "--rest_api_port=0",
+            "--model_name=tiny",
+            f"--model_base_path={converted['base'] / 'tiny'}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not _reachable("127.0.0.1", port):

@@ -1,13 +1,13 @@
 """`model convert`: the SavedModel answers exactly what the Keras model answers."""
+
 from __future__ import annotations
 
 import pathlib
-import shutil
 
 import numpy as np
 import pytest
-
 from model_tools_testing import TINY_LABELS, TINY_SHAPE
+
 from model_tools import preprocessing
 from model_tools.convert import ConvertError, convert, read_labels
 
@@ -64,8 +64,9 @@ def test_warmup_records_are_prediction_logs_the_model_accepts(converted):
     from tensorflow_serving.apis import prediction_log_pb2
 
     path = converted["uint8"] / "assets.extra" / "tf_serving_warmup_requests"
-    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
-               for r in tf.data.TFRecordDataset(str(path))]
+    records = [
+        prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))
+    ]
     assert len(records) >= 1
     request = records[0].predict_log.request
     assert request.model_spec.name == "tiny-u8"

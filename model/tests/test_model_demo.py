@@ -1,4 +1,5 @@
 """The committed demo model: honest accuracy far above chance, consistent report and labels."""
+
 from __future__ import annotations
 
 import json
@@ -56,11 +57,9 @@ def test_report_sample_predictions_hold_and_the_demo_image_is_classified_right(d
     model, labels, report = demo
     for name, sample in report["samples"].items():
         pixels = preprocessing.load_pixels(ROOT / "samples" / "images" / name, _size(model))
-        predicted = labels[int(np.argmax(model.predict(preprocessing.scale(pixels[None]),
-                                                       verbose=0)[0]))]
+        predicted = labels[int(np.argmax(model.predict(preprocessing.scale(pixels[None]), verbose=0)[0]))]
         assert predicted == sample["predicted"], name
-    assert report["samples"][report["demo_image"]]["predicted"] == \
-        pathlib.Path(report["demo_image"]).stem
+    assert report["samples"][report["demo_image"]]["predicted"] == pathlib.Path(report["demo_image"]).stem
 
 
 def test_demo_model_is_small_and_outputs_logits(demo):

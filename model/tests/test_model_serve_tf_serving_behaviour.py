@@ -2,6 +2,7 @@
 connections closed at their maximum age (--grpc_channel_arguments), SIGTERM ignored when asked
 (as tensorflow_model_server does), and the readiness probe's contract (a model's status answers
 200 in any state, a version's metadata only while that version is loaded)."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ import urllib.request
 
 import grpc
 import pytest
+from model_tools_testing import ServeProcess
 
 from model_tools.serve import parse_channel_arguments
-from model_tools_testing import ServeProcess
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +45,9 @@ def _connectivity_changes(port: int, seconds: float) -> list[grpc.ChannelConnect
 
 
 def test_channel_arguments_parse_like_tf_serving():
-    assert parse_channel_arguments("grpc.max_connection_age_ms=30000, grpc.max_connection_age_grace_ms=10000") == (
-        ("grpc.max_connection_age_ms", 30000), ("grpc.max_connection_age_grace_ms", 10000))
+    assert parse_channel_arguments(
+        "grpc.max_connection_age_ms=30000, grpc.max_connection_age_grace_ms=10000"
+    ) == (("grpc.max_connection_age_ms", 30000), ("grpc.max_connection_age_grace_ms", 10000))
     assert parse_channel_arguments("grpc.primary_user_agent=x") == (("grpc.primary_user_agent", "x"),)
     with pytest.raises(Exception, match="key=value"):
         parse_channel_arguments("grpc.max_connection_age_ms")
@@ -55,8 +57,10 @@ def test_channel_arguments_parse_like_tf_serving():
 def test_server_closes_connections_at_their_maximum_age(converted, max_age_ms):
     flags = ["--model_name=tiny", f"--model_base_path={converted['base'] / 'tiny'}"]
     if max_age_ms:
-        flags.append(f"--grpc_channel_arguments=grpc.max_connection_age_ms={max_age_ms},"
-                     "grpc.max_connection_age_grace_ms=500")
+        flags.append(
+            f"--grpc_channel_arguments=grpc.max_connection_age_ms={max_age_ms},"
+            "grpc.max_connection_age_grace_ms=500"
+        )
     server = ServeProcess(*flags)
     try:
         server.wait_listening()
@@ -72,8 +76,9 @@ def test_server_closes_connections_at_their_maximum_age(converted, max_age_ms):
 
 
 def test_sigterm_is_ignored_like_tf_serving_when_asked(converted):
-    server = ServeProcess("--model_name=tiny", f"--model_base_path={converted['base'] / 'tiny'}",
-                          "--on_sigterm=ignore")
+    server = ServeProcess(
+        "--model_name=tiny", f"--model_base_path={converted['base'] / 'tiny'}", "--on_sigterm=ignore"
+    )
     try:
         server.wait_listening()
         server.proc.send_signal(signal.SIGTERM)

@@ -1,4 +1,5 @@
 """In-process pieces of `model serve`: tensor encoding, REST body parsing, flags and configs."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,13 +17,16 @@ def _tensor_proto():
     return tensor_pb2.TensorProto()
 
 
-@pytest.mark.parametrize("array", [
-    np.arange(6, dtype=np.float32).reshape(2, 3),
-    np.arange(6, dtype=np.uint8).reshape(1, 2, 3),
-    np.array([[1.5, -2.0]], dtype=np.float16),
-    np.array([b"dress", b"hat"], dtype=object),
-    np.array([[True, False]]),
-])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        np.arange(6, dtype=np.uint8).reshape(1, 2, 3),
+        np.array([[1.5, -2.0]], dtype=np.float16),
+        np.array([b"dress", b"hat"], dtype=object),
+        np.array([[True, False]]),
+    ],
+)
 def test_typed_fields_round_trip_and_match_tensorflow(array):
     import tensorflow as tf
 
@@ -79,20 +83,21 @@ def test_rest_row_and_columnar_bodies():
     assert inputs["image"].tolist() == [[[[7, 8, 9]]]]
     strings, _ = serve_rest.parse_predict_body({"instances": [{"b64": "aGk="}]}, _Signature(s=7))
     assert strings["s"].tolist() == [b"hi"]
-    for body, message in [({"instances": [1], "inputs": [1]}, "Not both"),
-                          ({"instances": []}, "non-empty"),
-                          ({"instances": [[300]]}, "Failed to process element")]:
+    for body, message in [
+        ({"instances": [1], "inputs": [1]}, "Not both"),
+        ({"instances": []}, "non-empty"),
+        ({"instances": [[300]]}, "Failed to process element"),
+    ]:
         with pytest.raises(ServingError, match=message):
             serve_rest.parse_predict_body(body, sig)
 
 
 def test_rest_output_formats():
-    outputs = {"scores": np.array([[0.5, 1.5]], np.float32),
-               "labels": np.array([[b"a", b"b"]], dtype=object)}
+    outputs = {"scores": np.array([[0.5, 1.5]], np.float32), "labels": np.array([[b"a", b"b"]], dtype=object)}
     assert serve_rest.format_predictions(outputs, True) == {
-        "predictions": [{"scores": [0.5, 1.5], "labels": ["a", "b"]}]}
-    assert serve_rest.format_predictions({"scores": outputs["scores"]}, False) == {
-        "outputs": [[0.5, 1.5]]}
+        "predictions": [{"scores": [0.5, 1.5], "labels": ["a", "b"]}]
+    }
+    assert serve_rest.format_predictions({"scores": outputs["scores"]}, False) == {"outputs": [[0.5, 1.5]]}
 
 
 def _flags(*argv):
@@ -102,10 +107,17 @@ def _flags(*argv):
 
 
 def test_tf_serving_flag_spellings_parse():
-    args, extra = _flags("--port=9000", "--rest_api_port=0", "--model_name=m",
-                         "--model_base_path=/models/m", "--enable_model_warmup=false",
-                         "--enable_batching", "--batching_parameters_file=/b.config",
-                         "--tensorflow_intra_op_parallelism=2", "--no_such_flag=1")
+    args, extra = _flags(
+        "--port=9000",
+        "--rest_api_port=0",
+        "--model_name=m",
+        "--model_base_path=/models/m",
+        "--enable_model_warmup=false",
+        "--enable_batching",
+        "--batching_parameters_file=/b.config",
+        "--tensorflow_intra_op_parallelism=2",
+        "--no_such_flag=1",
+    )
     assert (args.port, args.rest_api_port, args.model_name) == (9000, 0, "m")
     assert args.enable_model_warmup is False
     assert args.enable_batching == "true" and args.batching_parameters_file == "/b.config"
@@ -123,8 +135,7 @@ model_config_list {
 }""")
     args, _ = _flags(f"--model_config_file={config}")
     a, b = serve.read_model_configs(args)
-    assert (a.name, str(a.base_path), a.policy, a.specific_versions) == ("a", "/models/a",
-                                                                          "specific", (2, 3))
+    assert (a.name, str(a.base_path), a.policy, a.specific_versions) == ("a", "/models/a", "specific", (2, 3))
     assert a.version_labels == {"stable": 2}
     assert (b.name, b.policy, b.num_latest) == ("b", "latest", 1)
 
@@ -148,8 +159,18 @@ def test_manager_version_policy_labels_and_not_found_messages(converted, tiny_mo
     shutil.copytree(converted["base"] / "tiny" / "1", base / "1")
     convert(tiny_models["keras"], tmp_path, "tiny", 3, warmup_records=False)
     (base / "2").mkdir()  # an empty, half-copied version must be ignored, not crash the server
-    manager = ModelManager([ModelConfig("tiny", base, policy="specific", specific_versions=(1,),
-                                        version_labels={"stable": 1, "canary": 3})], 0)
+    manager = ModelManager(
+        [
+            ModelConfig(
+                "tiny",
+                base,
+                policy="specific",
+                specific_versions=(1,),
+                version_labels={"stable": 1, "canary": 3},
+            )
+        ],
+        0,
+    )
     assert manager.wait_until_ready()
     assert manager.get("tiny").version == 1  # 3 is newer but not in the policy
     assert manager.get("tiny", label="stable").version == 1

@@ -1,5 +1,6 @@
 """`model serve` waits for a first version before opening its ports, then switches to a newly
 dropped-in version while a request loop keeps succeeding (TF Serving's file-system polling)."""
+
 from __future__ import annotations
 
 import threading
@@ -8,8 +9,8 @@ import time
 import grpc
 import numpy as np
 import pytest
-
 from model_tools_testing import TINY_SHAPE, ServeProcess, build_tiny_model, port_open
+
 from model_tools import preprocessing
 from model_tools.convert import convert
 
@@ -26,13 +27,16 @@ def _predict_request(x):
     return request
 
 
-def test_ports_open_after_first_version_and_new_version_is_served_without_errors(
-        tiny_models, tmp_path, rng):
+def test_ports_open_after_first_version_and_new_version_is_served_without_errors(tiny_models, tmp_path, rng):
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     base = tmp_path / "models"
-    server = ServeProcess("--model_name=m", f"--model_base_path={base / 'm'}",
-                          "--file_system_poll_wait_seconds=0.5", "--wait_for_models")
+    server = ServeProcess(
+        "--model_name=m",
+        f"--model_base_path={base / 'm'}",
+        "--file_system_poll_wait_seconds=0.5",
+        "--wait_for_models",
+    )
     try:
         # No version yet: like TF Serving, the ports stay closed.
         deadline = time.monotonic() + 8
@@ -46,8 +50,7 @@ def test_ports_open_after_first_version_and_new_version_is_served_without_errors
         model_v2 = build_tiny_model(seed=99)
         v2_path = tmp_path / "v2.keras"
         model_v2.save(v2_path)
-        expected = {1: tiny_models["model"].predict(x, verbose=0),
-                    2: model_v2.predict(x, verbose=0)}
+        expected = {1: tiny_models["model"].predict(x, verbose=0), 2: model_v2.predict(x, verbose=0)}
         assert np.max(np.abs(expected[1] - expected[2])) > 1e-3  # the versions are distinguishable
 
         results, errors, stop = [], [], threading.Event()

@@ -8,6 +8,7 @@ values.yaml is edited with ruamel.yaml's round trip, so every `## @param` commen
 with `helm show values` survives. Each keras-serving image is found by its bare repository name
 (the same rule charts/common applies), so a values path is never written twice.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,7 +66,8 @@ def main(argv: list[str]) -> int:
     chart = yaml.load(chart_path.read_text())
     annotations = chart.setdefault("annotations", {})
     annotations["artifacthub.io/images"] = "".join(
-        f"- name: {name}\n  image: {args.registry}/{name}@{digests[name]}\n" for name in sorted(pinned))
+        f"- name: {name}\n  image: {args.registry}/{name}@{digests[name]}\n" for name in sorted(pinned)
+    )
     with chart_path.open("w") as out:
         yaml.dump(chart, out)
     for name, path in sorted(pinned.items()):

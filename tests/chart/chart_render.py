@@ -4,6 +4,7 @@ pytest-helm is installed but not used: its `manifest_fixture` binds one fixed he
 session fixture, while these tests render dozens of value combinations (and need the raw
 document list for Kubernetes schema validation), so a small cached subprocess helper is clearer.
 """
+
 from __future__ import annotations
 
 import functools
@@ -31,7 +32,9 @@ def helm_binary() -> str:
     return found
 
 
-def run_helm(*args: str, cwd: pathlib.Path = ROOT, check: bool = True, registry: bool = True) -> subprocess.CompletedProcess:
+def run_helm(
+    *args: str, cwd: pathlib.Path = ROOT, check: bool = True, registry: bool = True
+) -> subprocess.CompletedProcess:
     """helm <args>; a render (template/install/upgrade/lint) gets REGISTRY_VALUES first unless
     registry=False, so later values files and --set still override it."""
     if registry and args and args[0] in RENDERING:
@@ -42,7 +45,7 @@ def run_helm(*args: str, cwd: pathlib.Path = ROOT, check: bool = True, registry:
     return proc
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _render(values_files: tuple[str, ...], sets: tuple[str, ...], extra: tuple[str, ...]) -> tuple[dict, ...]:
     args = ["template", RELEASE, ".", "--namespace", NAMESPACE]
     for path in values_files:

@@ -7,6 +7,7 @@ alone, without the umbrella's values). It scans a copy of the *packaged* chart: 
 install, and --dependency-update rewrites Chart.lock in the directory it renders. Without helm on
 PATH checkov silently scans nothing, so the summary line is asserted, not just the exit code.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -19,7 +20,6 @@ import tarfile
 import time
 
 import pytest
-
 from chart_render import REGISTRY_VALUES, SCENARIOS, run_helm, scenario_id
 
 # Skipped everywhere, with the reason. (The helm test pod also skips the probe checks through
@@ -41,10 +41,25 @@ def checkov_binary() -> str:
 
 def scan(chart_yaml: pathlib.Path, scenario: pathlib.Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [checkov_binary(), "--framework", "helm", "--skip-download", "--compact",
-         "--file", str(chart_yaml), "--var-file", str(REGISTRY_VALUES), "--var-file", str(scenario),
-         "--skip-check", ",".join(SKIPPED_CHECKS)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "LOG_LEVEL": "WARNING"},
+        [
+            checkov_binary(),
+            "--framework",
+            "helm",
+            "--skip-download",
+            "--compact",
+            "--file",
+            str(chart_yaml),
+            "--var-file",
+            str(REGISTRY_VALUES),
+            "--var-file",
+            str(scenario),
+            "--skip-check",
+            ",".join(SKIPPED_CHECKS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
     )
 
 

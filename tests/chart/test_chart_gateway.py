@@ -1,12 +1,23 @@
 """The gateway subchart: gRPC target, environment, probes, scaling, hardening."""
+
 from __future__ import annotations
 
 import pytest
+from chart_render import (
+    GATEWAY,
+    MODEL_SERVER,
+    NAMESPACE,
+    REGISTRY,
+    ROOT,
+    container,
+    container_environment,
+    find,
+    pod_spec,
+    render,
+    render_error,
+)
 
 from gateway.settings import Settings
-
-from chart_render import (GATEWAY, MODEL_SERVER, NAMESPACE, REGISTRY, ROOT, container, container_environment, find,
-                          pod_spec, render, render_error)
 
 CI = ROOT / "ci"
 
@@ -38,19 +49,32 @@ def test_environment_carries_the_model_facts_but_not_the_version(environment):
 
 
 def test_environment_maps_every_gateway_setting():
-    objects = render(CI / "05-model-image-values.yaml", sets={
-        "gateway.config.fetchAllowedNetworks": "{10.0.0.0/8,192.168.1.0/24}",
-        "gateway.config.fetchMaxBytes": 20971520, "gateway.config.threads": 16,
-        "gateway.config.modelServerTarget": "tfs.example:8500"})
+    objects = render(
+        CI / "05-model-image-values.yaml",
+        sets={
+            "gateway.config.fetchAllowedNetworks": "{10.0.0.0/8,192.168.1.0/24}",
+            "gateway.config.fetchMaxBytes": 20971520,
+            "gateway.config.threads": 16,
+            "gateway.config.modelServerTarget": "tfs.example:8500",
+        },
+    )
     env = container_environment(objects, find(objects, "Deployment", GATEWAY), "gateway")
     assert env["LABELS"] == "dress,hat,longsleeve,outwear,pants,shirt,shoes,shorts,skirt,t-shirt"
     assert env["FETCH_ALLOWED_NETWORKS"] == "10.0.0.0/8,192.168.1.0/24"
     assert env["FETCH_MAX_BYTES"] == "20971520"
     assert env["THREADS"] == "16"
     assert env["TF_SERVING_HOST"] == "tfs.example:8500"
-    assert set(env) >= {"GRPC_TIMEOUT_SECONDS", "FETCH_TIMEOUT_SECONDS", "FETCH_MAX_REDIRECTS",
-                        "MAX_IMAGE_PIXELS", "MAX_REQUEST_BYTES", "METADATA_REFRESH_SECONDS", "LOG_LEVEL",
-                        "FETCH_ALLOWED_PORTS", "SHUTDOWN_GRACE_SECONDS"}
+    assert set(env) >= {
+        "GRPC_TIMEOUT_SECONDS",
+        "FETCH_TIMEOUT_SECONDS",
+        "FETCH_MAX_REDIRECTS",
+        "MAX_IMAGE_PIXELS",
+        "MAX_REQUEST_BYTES",
+        "METADATA_REFRESH_SECONDS",
+        "LOG_LEVEL",
+        "FETCH_ALLOWED_PORTS",
+        "SHUTDOWN_GRACE_SECONDS",
+    }
 
 
 def test_fetch_ports_and_shutdown_grace_default_to_the_gateways_own_defaults(environment):
@@ -62,17 +86,32 @@ def test_fetch_ports_and_shutdown_grace_default_to_the_gateways_own_defaults(env
 
 def test_fetch_ports_and_shutdown_grace_are_mapped_from_values(tmp_path):
     values = tmp_path / "values.yaml"
-    values.write_text("gateway:\n  config:\n    fetchAllowedPorts: [443, 8443]\n    shutdownGraceSeconds: 12.5\n")
+    values.write_text(
+        "gateway:\n  config:\n    fetchAllowedPorts: [443, 8443]\n    shutdownGraceSeconds: 12.5\n"
+    )
     env = find(render(values), "ConfigMap", GATEWAY)["data"]
     assert Settings.from_env(env).fetch_allowed_ports == {443, 8443}
     assert float(env["SHUTDOWN_GRACE_SECONDS"]) == 12.5
 
 
-@pytest.mark.parametrize(("sets", "numbers"), [
-    ({"gateway.config.shutdownGraceSeconds": 26}, "(26) must be at most gateway.terminationGracePeriodSeconds (30) - gateway.preStopSleepSeconds (5) = 25"),
-    ({"gateway.preStopSleepSeconds": 11}, "(20) must be at most gateway.terminationGracePeriodSeconds (30) - gateway.preStopSleepSeconds (11) = 19"),
-    ({"gateway.terminationGracePeriodSeconds": 24}, "(20) must be at most gateway.terminationGracePeriodSeconds (24) - gateway.preStopSleepSeconds (5) = 19"),
-], ids=["grace above 30-5", "preStop eats the room", "termination grace too short"])
+@pytest.mark.parametrize(
+    ("sets", "numbers"),
+    [
+        (
+            {"gateway.config.shutdownGraceSeconds": 26},
+            "(26) must be at most gateway.terminationGracePeriodSeconds (30) - gateway.preStopSleepSeconds (5) = 25",
+        ),
+        (
+            {"gateway.preStopSleepSeconds": 11},
+            "(20) must be at most gateway.terminationGracePeriodSeconds (30) - gateway.preStopSleepSeconds (11) = 19",
+        ),
+        (
+            {"gateway.terminationGracePeriodSeconds": 24},
+            "(20) must be at most gateway.terminationGracePeriodSeconds (24) - gateway.preStopSleepSeconds (5) = 19",
+        ),
+    ],
+    ids=["grace above 30-5", "preStop eats the room", "termination grace too short"],
+)
 def test_shutdown_grace_that_outlasts_the_termination_grace_fails_with_a_readable_message(sets, numbers):
     """The kubelet kills the container terminationGracePeriodSeconds after preStop starts; SIGTERM
     comes after the preStop sleep, so a longer drain would be cut short mid-request."""
@@ -89,8 +128,10 @@ def test_shutdown_grace_may_use_all_of_the_termination_grace_after_prestop():
 def test_container_reads_its_environment_and_rolls_when_it_changes(deployment):
     gateway = container(deployment, "gateway")
     # Its own settings, then those from the rest of the release (rendered by the umbrella chart).
-    assert gateway["envFrom"] == [{"configMapRef": {"name": GATEWAY}},
-                                  {"configMapRef": {"name": f"{GATEWAY}-wiring"}}]
+    assert gateway["envFrom"] == [
+        {"configMapRef": {"name": GATEWAY}},
+        {"configMapRef": {"name": f"{GATEWAY}-wiring"}},
+    ]
     assert "checksum/config" in deployment["spec"]["template"]["metadata"]["annotations"]
 
 

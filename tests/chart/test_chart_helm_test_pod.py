@@ -1,4 +1,5 @@
 """The `helm test` hook: a real prediction through the gateway Service, from the gateway image."""
+
 from __future__ import annotations
 
 from chart_render import GATEWAY, NAMESPACE, RELEASE, container, find

@@ -1,5 +1,6 @@
 """Ingress: networking.k8s.io/v1 to the gateway Service, with className, hosts, TLS, annotations;
 only the API routed, under any path prefix the gateway then answers to."""
+
 from __future__ import annotations
 
 from chart_render import GATEWAY, ROOT, container_environment, find, render
@@ -20,8 +21,11 @@ def test_ingress_routes_the_host_to_the_gateway_service_with_tls():
     assert rule["host"] == "classify.example.com"
     (path,) = rule["http"]["paths"]
     # Only the API: /metrics, /healthz and /readyz are not public.
-    assert path == {"path": "/predict", "pathType": "Exact",
-                    "backend": {"service": {"name": GATEWAY, "port": {"name": "http"}}}}
+    assert path == {
+        "path": "/predict",
+        "pathType": "Exact",
+        "backend": {"service": {"name": GATEWAY, "port": {"name": "http"}}},
+    }
     assert find(objects, "Service", GATEWAY)["spec"]["ports"][0]["name"] == "http"
     assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
 
@@ -32,7 +36,9 @@ def test_a_path_prefix_is_routed_and_the_gateway_answers_under_it():
     assert (path["path"], path["pathType"]) == ("/clothes/predict", "Exact")
     env = container_environment(objects, find(objects, "Deployment", GATEWAY), "gateway")
     assert env["URL_PREFIX"] == "/clothes"
-    assert container_environment(render(), find(render(), "Deployment", GATEWAY), "gateway")["URL_PREFIX"] == ""
+    assert (
+        container_environment(render(), find(render(), "Deployment", GATEWAY), "gateway")["URL_PREFIX"] == ""
+    )
 
 
 def test_ingress_nginx_body_limit_follows_the_gateways_request_limit():
@@ -41,7 +47,11 @@ def test_ingress_nginx_body_limit_follows_the_gateways_request_limit():
     annotations = find(objects, "Ingress", GATEWAY)["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "16777216"
     # A limit the user wrote wins (the TLS scenario sets 10m).
-    mine = find(render(ROOT / "ci" / "07-ingress-tls-values.yaml"), "Ingress", GATEWAY)["metadata"]["annotations"]
+    mine = find(render(ROOT / "ci" / "07-ingress-tls-values.yaml"), "Ingress", GATEWAY)["metadata"][
+        "annotations"
+    ]
     assert mine["nginx.ingress.kubernetes.io/proxy-body-size"] == "10m"
     traefik = render(sets={"ingress.enabled": "true", "ingress.className": "traefik"})
-    assert "nginx.ingress.kubernetes.io/proxy-body-size" not in (find(traefik, "Ingress", GATEWAY)["metadata"].get("annotations") or {})
+    assert "nginx.ingress.kubernetes.io/proxy-body-size" not in (
+        find(traefik, "Ingress", GATEWAY)["metadata"].get("annotations") or {}
+    )

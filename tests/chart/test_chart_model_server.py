@@ -1,8 +1,8 @@
 """The TF Serving subchart: flags, probes, rollout, GPU, model delivery, Services, configs."""
+
 from __future__ import annotations
 
 import pytest
-
 from chart_render import MODEL_SERVER, REGISTRY, ROOT, container, find, pod_spec, render, render_error
 
 CI = ROOT / "ci"
@@ -18,8 +18,11 @@ def test_runs_tensorflow_model_server_with_tf_serving_flags(deployment):
     assert server["image"] == "tensorflow/serving:2.21.0"
     assert server["command"] == ["tensorflow_model_server"]
     assert server["args"][:6] == [
-        "--port=8500", "--rest_api_port=8501", "--model_name=clothing-model",
-        "--model_base_path=/models/clothing-model", "--file_system_poll_wait_seconds=30",
+        "--port=8500",
+        "--rest_api_port=8501",
+        "--model_name=clothing-model",
+        "--model_base_path=/models/clothing-model",
+        "--file_system_poll_wait_seconds=30",
         "--enable_model_warmup=true",
     ]
     assert "--monitoring_config_file=/etc/tfserving/monitoring.config" in server["args"]
@@ -31,7 +34,10 @@ def test_readiness_and_startup_probes_ask_whether_the_pinned_version_is_loaded(d
     # while that version is AVAILABLE.
     server = container(deployment, "model-server")
     for probe in ("startupProbe", "readinessProbe"):
-        assert server[probe]["httpGet"] == {"path": "/v1/models/clothing-model/versions/1/metadata", "port": "http"}
+        assert server[probe]["httpGet"] == {
+            "path": "/v1/models/clothing-model/versions/1/metadata",
+            "port": "http",
+        }
     startup = server["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 600, "big models need minutes"
     assert server["livenessProbe"]["tcpSocket"] == {"port": "grpc"}
@@ -45,8 +51,10 @@ def test_drain_outlasts_every_gateway_connection(deployment):
     # TF Serving ignores SIGTERM; gateways leave a stopping pod when their connection to it
     # reaches its maximum age (30 s) plus grace (10 s), then re-resolve DNS.
     server = container(deployment, "model-server")
-    assert "--grpc_channel_arguments=grpc.max_connection_age_ms=30000,grpc.max_connection_age_grace_ms=10000" \
+    assert (
+        "--grpc_channel_arguments=grpc.max_connection_age_ms=30000,grpc.max_connection_age_grace_ms=10000"
         in server["args"]
+    )
     assert server["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "50"]
     assert pod_spec(deployment)["terminationGracePeriodSeconds"] >= 50
 
@@ -82,7 +90,9 @@ def test_model_image_source_copies_the_model_in_with_an_init_container(deploymen
     assert init["args"] == ["copy", "--src", "/model", "--dest", "/models/clothing-model/1"]
     assert {"name": "models", "mountPath": "/models"} in init["volumeMounts"]
     assert {"name": "models", "emptyDir": {"sizeLimit": "2Gi"}} in spec["volumes"]
-    assert {"name": "models", "mountPath": "/models", "readOnly": True} in spec["containers"][0]["volumeMounts"]
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in spec["containers"][0][
+        "volumeMounts"
+    ]
 
 
 def test_url_source_downloads_and_verifies_the_archive():
@@ -90,9 +100,13 @@ def test_url_source_downloads_and_verifies_the_archive():
     (init,) = spec["initContainers"]
     assert init["image"] == f"{REGISTRY}/model-loader:0.1.0"
     assert init["args"] == [
-        "fetch", "--url", "https://models.example.com/clothing-model/2.tar.gz",
-        "--sha256", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        "--dest", "/models/clothing-model/2",
+        "fetch",
+        "--url",
+        "https://models.example.com/clothing-model/2.tar.gz",
+        "--sha256",
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "--dest",
+        "/models/clothing-model/2",
     ]
     # The archive is downloaded beside the version directory: room for both (2 x sizeLimit 1Gi).
     assert {"name": "models", "emptyDir": {"sizeLimit": "2Gi"}} in spec["volumes"]
@@ -109,7 +123,10 @@ def test_existing_pvc_source_mounts_the_claim_read_only_with_no_init_container()
     objects = render(CI / "03-existing-pvc-values.yaml")
     spec = pod_spec(find(objects, "Deployment", MODEL_SERVER))
     assert "initContainers" not in spec
-    assert {"name": "models", "persistentVolumeClaim": {"claimName": "model-store", "readOnly": True}} in spec["volumes"]
+    assert {
+        "name": "models",
+        "persistentVolumeClaim": {"claimName": "model-store", "readOnly": True},
+    } in spec["volumes"]
     assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
 
 
@@ -119,7 +136,10 @@ def test_chart_created_pvc_is_kept_on_uninstall():
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
     volumes = pod_spec(find(objects, "Deployment", MODEL_SERVER))["volumes"]
-    assert {"name": "models", "persistentVolumeClaim": {"claimName": f"{MODEL_SERVER}-models", "readOnly": True}} in volumes
+    assert {
+        "name": "models",
+        "persistentVolumeClaim": {"claimName": f"{MODEL_SERVER}-models", "readOnly": True},
+    } in volumes
 
 
 def test_image_volume_is_rendered_exactly_when_the_values_ask_for_it():
@@ -128,26 +148,41 @@ def test_image_volume_is_rendered_exactly_when_the_values_ask_for_it():
     values = CI / "05-model-image-values.yaml"
     image = "registry.example.com/ml/clothing-model@sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945"
     for extra in ((), ("--kube-version", "1.33.0"), ("--kube-version", "1.36.0")):
-        on = pod_spec(find(render(values, sets={"global.model.source.image.useImageVolume": "true"}, extra=extra),
-                           "Deployment", MODEL_SERVER))
+        on = pod_spec(
+            find(
+                render(values, sets={"global.model.source.image.useImageVolume": "true"}, extra=extra),
+                "Deployment",
+                MODEL_SERVER,
+            )
+        )
         assert "initContainers" not in on
-        assert {"name": "models", "image": {"reference": image, "pullPolicy": "IfNotPresent"}} in on["volumes"]
-        assert {"name": "models", "mountPath": "/models/clothing-model/4", "subPath": "model", "readOnly": True} \
-            in on["containers"][0]["volumeMounts"]
+        assert {"name": "models", "image": {"reference": image, "pullPolicy": "IfNotPresent"}} in on[
+            "volumes"
+        ]
+        assert {
+            "name": "models",
+            "mountPath": "/models/clothing-model/4",
+            "subPath": "model",
+            "readOnly": True,
+        } in on["containers"][0]["volumeMounts"]
         off = pod_spec(find(render(values, extra=extra), "Deployment", MODEL_SERVER))
         assert off["initContainers"][0]["image"] == image
         assert not [v for v in off["volumes"] if "image" in v]
 
 
 def test_image_volume_on_a_cluster_without_the_field_fails_at_render():
-    stderr = render_error("--set", "global.model.source.image.useImageVolume=true", "--kube-version", "1.32.0")
+    stderr = render_error(
+        "--set", "global.model.source.image.useImageVolume=true", "--kube-version", "1.32.0"
+    )
     assert "useImageVolume" in stderr and "1.33" in stderr
 
 
 def test_headless_service_publishes_every_ready_pod_for_grpc(default_objects):
     headless = find(default_objects, "Service", f"{MODEL_SERVER}-headless")
     assert headless["spec"]["clusterIP"] == "None"
-    assert headless["spec"]["ports"] == [{"name": "grpc", "port": 8500, "targetPort": "grpc", "protocol": "TCP"}]
+    assert headless["spec"]["ports"] == [
+        {"name": "grpc", "port": 8500, "targetPort": "grpc", "protocol": "TCP"}
+    ]
     service = find(default_objects, "Service", MODEL_SERVER)
     assert {p["port"] for p in service["spec"]["ports"]} == {8500, 8501}
     assert headless["spec"]["selector"] == service["spec"]["selector"]
@@ -172,7 +207,9 @@ def test_batching_parameters_come_from_values():
 def test_no_config_map_and_no_checksum_when_metrics_and_batching_are_off():
     objects = render(sets={"modelServer.metrics.enabled": "false"})
     assert not [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == MODEL_SERVER]
-    annotations = find(objects, "Deployment", MODEL_SERVER)["spec"]["template"]["metadata"].get("annotations") or {}
+    annotations = (
+        find(objects, "Deployment", MODEL_SERVER)["spec"]["template"]["metadata"].get("annotations") or {}
+    )
     assert "checksum/config" not in annotations
 
 
@@ -196,7 +233,9 @@ def test_default_tf_serving_tag_matches_the_tensorflow_the_converter_exports_wit
 
     import yaml
 
-    pinned = re.search(r"^tensorflow-cpu==(\S+)$", (ROOT / "requirements" / "dev.txt").read_text(), re.M).group(1)
+    pinned = re.search(
+        r"^tensorflow-cpu==(\S+)$", (ROOT / "requirements" / "dev.txt").read_text(), re.M
+    ).group(1)
     app_version = yaml.safe_load((ROOT / "charts" / "model-server" / "Chart.yaml").read_text())["appVersion"]
     assert app_version == pinned
     server = container(find(render(), "Deployment", MODEL_SERVER), "model-server")

@@ -1,4 +1,5 @@
 """NOTES.txt prints the exact curl for what was installed."""
+
 from __future__ import annotations
 
 from chart_render import ROOT, run_helm
@@ -6,7 +7,7 @@ from chart_render import ROOT, run_helm
 
 def notes(*args: str) -> str:
     out = run_helm("install", "serving", ".", "--namespace", "ml", "--dry-run=client", *args).stdout
-    return out[out.index("NOTES:"):]
+    return out[out.index("NOTES:") :]
 
 
 def test_without_ingress_notes_port_forward_the_gateway_service_and_curl_it():
@@ -39,4 +40,4 @@ def test_pinned_model_image_notes_warn_that_a_version_bump_needs_the_new_image()
 
 
 def test_timestamp_version_shows_as_digits_in_the_notes():
-    assert 'version 1700000000 (image source)' in notes("--set-json", "global.model.version=1700000000")
+    assert "version 1700000000 (image source)" in notes("--set-json", "global.model.version=1700000000")

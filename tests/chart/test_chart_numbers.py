@@ -1,12 +1,12 @@
 """Every number renders as an integer: Helm decodes values files, --set-json and the values a
 release stores for --reuse-values as float64, which Go templates print as 1.7e+09."""
+
 from __future__ import annotations
 
 import json
 import re
 
 import pytest
-
 from chart_render import MODEL_SERVER, REGISTRY, SCENARIOS, container, find, pod_spec, run_helm, scenario_id
 
 FLOAT_NOTATION = re.compile(r"\b\d+(\.\d+)?e[+-]?\d+\b", re.IGNORECASE)
@@ -21,7 +21,9 @@ def _assert_no_float_notation(text: str) -> None:
 def _timestamp_version_objects(*args: str) -> list[dict]:
     import yaml
 
-    return [d for d in yaml.safe_load_all(run_helm("template", "serving", ".", "-n", "ml", *args).stdout) if d]
+    return [
+        d for d in yaml.safe_load_all(run_helm("template", "serving", ".", "-n", "ml", *args).stdout) if d
+    ]
 
 
 @pytest.mark.parametrize("source", ["values file", "--set-json (as stored for --reuse-values)"])
@@ -36,7 +38,9 @@ def test_timestamp_versions_render_as_digits_everywhere(source, tmp_path):
     objects = _timestamp_version_objects(*args)
     deployment = find(objects, "Deployment", MODEL_SERVER)
     spec = pod_spec(deployment)
-    assert deployment["spec"]["template"]["metadata"]["labels"]["keras-serving.io/model-version"] == str(TIMESTAMP)
+    assert deployment["spec"]["template"]["metadata"]["labels"]["keras-serving.io/model-version"] == str(
+        TIMESTAMP
+    )
     (init,) = spec["initContainers"]
     assert init["image"] == f"{REGISTRY}/clothing-model:{TIMESTAMP}"
     assert init["args"][-1] == f"/models/clothing-model/{TIMESTAMP}"

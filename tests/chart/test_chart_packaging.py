@@ -1,4 +1,5 @@
 """The packaged chart holds chart files only, stays small, and loads each subchart once."""
+
 from __future__ import annotations
 
 import os
@@ -8,12 +9,18 @@ import tarfile
 
 import pytest
 import yaml
-
 from chart_render import ROOT, render, run_helm
 
 MAX_PACKAGE_BYTES = 1024 * 1024
-ALLOWED_TOP_LEVEL = {"Chart.yaml", "Chart.lock", "values.yaml", "values.schema.json", "README.md",
-                     "templates", "charts"}
+ALLOWED_TOP_LEVEL = {
+    "Chart.yaml",
+    "Chart.lock",
+    "values.yaml",
+    "values.schema.json",
+    "README.md",
+    "templates",
+    "charts",
+}
 SUBCHARTS = {"gateway", "model-server"}
 LIBRARY = "common"  # the library chart; each subchart's charts/common links to charts/common
 
@@ -37,8 +44,19 @@ def packaged_files(package) -> list[str]:
 def test_package_holds_only_chart_files(packaged_files):
     top_level = {name.split("/", 1)[0] for name in packaged_files}
     assert top_level <= ALLOWED_TOP_LEVEL, f"non-chart files packaged: {top_level - ALLOWED_TOP_LEVEL}"
-    for source in ("gateway/", "model/", "scripts/", "tests/", "bench/", "samples/", "docs/",
-                   "ci/", ".venv/", ".tools/", ".git/"):
+    for source in (
+        "gateway/",
+        "model/",
+        "scripts/",
+        "tests/",
+        "bench/",
+        "samples/",
+        "docs/",
+        "ci/",
+        ".venv/",
+        ".tools/",
+        ".git/",
+    ):
         assert not any(n.startswith(source) for n in packaged_files), source
     for stray in ("conftest.py", "pytest.ini", "Makefile", "compose.yaml", ".gitignore"):
         assert stray not in packaged_files
@@ -60,7 +78,9 @@ def test_package_stays_under_one_mebibyte(package):
 def test_subcharts_are_packaged_unpacked_and_only_once(packaged_files):
     assert not [n for n in packaged_files if n.startswith("charts/") and n.endswith(".tgz")]
     chart_files = [n for n in packaged_files if n.startswith("charts/") and n.endswith("/Chart.yaml")]
-    libraries = {f"charts/{LIBRARY}/Chart.yaml"} | {f"charts/{name}/charts/{LIBRARY}/Chart.yaml" for name in SUBCHARTS}
+    libraries = {f"charts/{LIBRARY}/Chart.yaml"} | {
+        f"charts/{name}/charts/{LIBRARY}/Chart.yaml" for name in SUBCHARTS
+    }
     assert sorted(chart_files) == sorted({f"charts/{name}/Chart.yaml" for name in SUBCHARTS} | libraries)
 
 

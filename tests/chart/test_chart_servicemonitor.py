@@ -1,5 +1,6 @@
 """ServiceMonitors (model server and gateway): rendered only when asked for and when the cluster
 has the CRD."""
+
 from __future__ import annotations
 
 from chart_render import GATEWAY, MODEL_SERVER, container, find, render
@@ -21,10 +22,14 @@ def test_not_rendered_when_disabled_even_with_the_crd():
 
 
 def test_scrapes_the_model_server_rest_port_at_the_prometheus_path():
-    objects = render(sets={**WANTED, "modelServer.metrics.serviceMonitor.labels.release": "kube-prometheus"}, extra=CRD)
+    objects = render(
+        sets={**WANTED, "modelServer.metrics.serviceMonitor.labels.release": "kube-prometheus"}, extra=CRD
+    )
     monitor = find(objects, "ServiceMonitor", MODEL_SERVER)
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
-    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/monitoring/prometheus/metrics", "interval": "30s"}]
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "http", "path": "/monitoring/prometheus/metrics", "interval": "30s"}
+    ]
     service = find(objects, "Service", MODEL_SERVER)
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
 
@@ -34,11 +39,15 @@ GATEWAY_WANTED = {"gateway.metrics.serviceMonitor.enabled": "true"}
 
 def test_gateway_monitor_not_rendered_without_the_crd_or_when_disabled():
     assert not service_monitors(render(sets=GATEWAY_WANTED))
-    assert not service_monitors(render(sets={**GATEWAY_WANTED, "gateway.metrics.enabled": "false"}, extra=CRD))
+    assert not service_monitors(
+        render(sets={**GATEWAY_WANTED, "gateway.metrics.enabled": "false"}, extra=CRD)
+    )
 
 
 def test_gateway_monitor_scrapes_metrics_on_the_gateway_port_and_only_the_gateway():
-    objects = render(sets={**GATEWAY_WANTED, "gateway.metrics.serviceMonitor.labels.release": "kube-prometheus"}, extra=CRD)
+    objects = render(
+        sets={**GATEWAY_WANTED, "gateway.metrics.serviceMonitor.labels.release": "kube-prometheus"}, extra=CRD
+    )
     (monitor,) = service_monitors(objects)
     assert monitor["metadata"]["name"] == GATEWAY
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"

@@ -1,4 +1,5 @@
 """Upgrade semantics from two renders: what a values change rolls, and what it leaves alone."""
+
 from __future__ import annotations
 
 from chart_render import GATEWAY, MODEL_SERVER, REGISTRY, find, render
@@ -9,7 +10,9 @@ def by_key(objects: list[dict]) -> dict[str, dict]:
 
 
 def config_checksum(objects: list[dict], deployment: str) -> str:
-    return find(objects, "Deployment", deployment)["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    return find(objects, "Deployment", deployment)["spec"]["template"]["metadata"]["annotations"][
+        "checksum/config"
+    ]
 
 
 def changed_objects(before: list[dict], after: list[dict]) -> set[str]:
@@ -47,9 +50,15 @@ def test_new_model_version_on_a_pvc_mounts_only_that_version():
     before = render(sets={**pvc, "global.model.version": 1})
     after = render(sets={**pvc, "global.model.version": 2})
     assert changed_objects(before, after) == {f"Deployment/{MODEL_SERVER}"}
-    mount = find(after, "Deployment", MODEL_SERVER)["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]
-    assert mount == {"name": "models", "mountPath": "/models/clothing-model/2",
-                     "subPath": "clothing-model/2", "readOnly": True}
+    mount = find(after, "Deployment", MODEL_SERVER)["spec"]["template"]["spec"]["containers"][0][
+        "volumeMounts"
+    ][0]
+    assert mount == {
+        "name": "models",
+        "mountPath": "/models/clothing-model/2",
+        "subPath": "clothing-model/2",
+        "readOnly": True,
+    }
 
 
 def test_gateway_replica_change_touches_only_the_gateway_deployment():

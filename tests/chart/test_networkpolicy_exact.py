@@ -5,30 +5,37 @@ model server (REST port, only when its metrics are on) and -> gateway (HTTP port
 is served; when `gatewayFrom` narrows it and gateway metrics are on), and nothing else. test_chart_networkpolicy.py checks the
 shape of each rule for chosen values; this file derives the complete set of allowed flows from
 the rendered objects of every scenario and compares it with the one the values ask for."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import yaml
-
 from chart_render import RELEASE, ROOT, SCENARIOS, render
 
 GATEWAY_PODS = {"app.kubernetes.io/name": "gateway", "app.kubernetes.io/instance": RELEASE}
 MODEL_SERVER_PODS = {"app.kubernetes.io/name": "model-server", "app.kubernetes.io/instance": RELEASE}
 TEST_POD = f"{RELEASE}-test-prediction"
-TEST_POD_PEER = {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": RELEASE,
-                                                 "app.kubernetes.io/component": "test"}}}
+TEST_POD_PEER = {
+    "podSelector": {
+        "matchLabels": {"app.kubernetes.io/instance": RELEASE, "app.kubernetes.io/component": "test"}
+    }
+}
 ANY_SOURCE = "any source"
 
 
 def merged_values(scenario) -> dict:
     """values.yaml overlaid with the scenario file the way Helm merges (maps deep, lists replace)."""
+
     def merge(base, over):
         if isinstance(base, dict) and isinstance(over, dict):
             return {**base, **{k: merge(base.get(k), v) for k, v in over.items()}}
         return over
-    return merge(yaml.safe_load((ROOT / "values.yaml").read_text()), yaml.safe_load(scenario.read_text()) or {})
+
+    return merge(
+        yaml.safe_load((ROOT / "values.yaml").read_text()), yaml.safe_load(scenario.read_text()) or {}
+    )
 
 
 def pod_templates(objects) -> dict[str, tuple[dict, dict]]:
@@ -36,7 +43,10 @@ def pod_templates(objects) -> dict[str, tuple[dict, dict]]:
     pods = {}
     for obj in objects:
         if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
-            pods[obj["metadata"]["name"]] = (obj["spec"]["template"]["metadata"]["labels"], obj["spec"]["template"]["spec"])
+            pods[obj["metadata"]["name"]] = (
+                obj["spec"]["template"]["metadata"]["labels"],
+                obj["spec"]["template"]["spec"],
+            )
         elif obj["kind"] == "Pod":
             pods[obj["metadata"]["name"]] = (obj["metadata"]["labels"], obj["spec"])
     return pods
@@ -64,7 +74,11 @@ def allowed_flows(policies: list[dict], pods: dict) -> set[tuple[str, int, str]]
         targets = [name for name, (labels, _) in pods.items() if selects(spec["podSelector"], labels)]
         for rule in spec.get("ingress", []):
             assert rule.get("ports"), f"{policy['metadata']['name']}: a rule without ports opens every port"
-            sources = [json.dumps(peer, sort_keys=True) for peer in rule["from"]] if rule.get("from") else [ANY_SOURCE]
+            sources = (
+                [json.dumps(peer, sort_keys=True) for peer in rule["from"]]
+                if rule.get("from")
+                else [ANY_SOURCE]
+            )
             for port in rule["ports"]:
                 assert port.get("protocol", "TCP") == "TCP" and isinstance(port["port"], int), port
                 flows |= {(target, port["port"], source) for target in targets for source in sources}
@@ -95,19 +109,32 @@ def test_policies_allow_exactly_the_expected_flows(scenario):
         # The gateway's /metrics shares its HTTP port: the scraper the model server admits (same
         # peers) must get through too, or Prometheus sees the gateway target down.
         if values["gateway"]["metrics"]["enabled"]:
-            expected |= {(gateway, http, json.dumps(p, sort_keys=True)) for p in values["networkPolicy"]["metricsFrom"]}
+            expected |= {
+                (gateway, http, json.dumps(p, sort_keys=True)) for p in values["networkPolicy"]["metricsFrom"]
+            }
     else:
         expected |= {(gateway, http, ANY_SOURCE)}
     if values["modelServer"]["metrics"]["enabled"]:
-        expected |= {(model_server, rest, json.dumps(p, sort_keys=True)) for p in values["networkPolicy"]["metricsFrom"]}
+        expected |= {
+            (model_server, rest, json.dumps(p, sort_keys=True))
+            for p in values["networkPolicy"]["metricsFrom"]
+        }
     assert allowed_flows(policies, pods) == expected
 
     # The gateway peer selects the gateway pods and nothing else of the release.
-    assert [name for name, (labels, _) in pods.items() if selects({"matchLabels": GATEWAY_PODS}, labels)] == [gateway]
+    assert [name for name, (labels, _) in pods.items() if selects({"matchLabels": GATEWAY_PODS}, labels)] == [
+        gateway
+    ]
     # The test-pod peer selects the `helm test` hook pod and nothing else of the release.
-    assert [name for name, (labels, _) in pods.items() if selects(TEST_POD_PEER["podSelector"], labels)] == [TEST_POD]
-    assert any(o["kind"] == "Pod" and o["metadata"]["name"] == TEST_POD
-               and o["metadata"]["annotations"]["helm.sh/hook"] == "test" for o in objects)
+    assert [name for name, (labels, _) in pods.items() if selects(TEST_POD_PEER["podSelector"], labels)] == [
+        TEST_POD
+    ]
+    assert any(
+        o["kind"] == "Pod"
+        and o["metadata"]["name"] == TEST_POD
+        and o["metadata"]["annotations"]["helm.sh/hook"] == "test"
+        for o in objects
+    )
     # Default deny: one policy without rules selects every pod the release runs (test pod too).
     deny = [p for p in policies if not p["spec"].get("ingress")]
     assert len(deny) == 1 and len(policies) == 3

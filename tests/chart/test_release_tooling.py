@@ -1,6 +1,7 @@
 """The release pipeline's static parts: the GitHub workflows (actionlint, and every command they
 run is a make target the tests run), the chart pinning script and make release's refusals. The
 release itself runs against a real registry in tests/containers/test_release.py."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,6 @@ import sys
 
 import pytest
 import yaml
-
 from chart_render import ROOT, run_helm
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -23,7 +23,9 @@ def test_workflows_exist_and_pass_actionlint():
     assert {p.name for p in WORKFLOWS} >= {"ci.yml", "release.yml"}
     actionlint = shutil.which("actionlint")
     assert actionlint, "actionlint is not on PATH: run `make tools`"
-    proc = subprocess.run([actionlint, "-no-color", *map(str, WORKFLOWS)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [actionlint, "-no-color", *map(str, WORKFLOWS)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -67,8 +69,15 @@ def unpacked_chart(tmp_path) -> pathlib.Path:
 
 
 def _pin(chart: pathlib.Path, *digests: str) -> subprocess.CompletedProcess:
-    args = [sys.executable, str(ROOT / "scripts" / "release" / "pin_chart.py"), str(chart),
-            "--registry", "registry.example.com/ks", "--version", "9.8.7"]
+    args = [
+        sys.executable,
+        str(ROOT / "scripts" / "release" / "pin_chart.py"),
+        str(chart),
+        "--registry",
+        "registry.example.com/ks",
+        "--version",
+        "9.8.7",
+    ]
     for item in digests:
         args += ["--digest", item]
     return subprocess.run(args, capture_output=True, text=True, timeout=60)
@@ -91,8 +100,10 @@ def test_pin_chart_writes_digests_and_registry_and_keeps_every_comment(unpacked_
     assert f"registry.example.com/ks/gateway@{DIGEST}" in rendered
 
 
-@pytest.mark.parametrize("digest, message", [("gateway=sha256:abc", "not sha256 digests"),
-                                             (f"no-such-image={DIGEST}", "no bare repository")])
+@pytest.mark.parametrize(
+    "digest, message",
+    [("gateway=sha256:abc", "not sha256 digests"), (f"no-such-image={DIGEST}", "no bare repository")],
+)
 def test_pin_chart_refuses_bad_input_and_writes_nothing(unpacked_chart, digest, message):
     before = (unpacked_chart / "values.yaml").read_bytes()
     proc = _pin(unpacked_chart, digest)
@@ -102,12 +113,19 @@ def test_pin_chart_refuses_bad_input_and_writes_nothing(unpacked_chart, digest, 
 
 
 # ---- make release's refusals (before anything is built or pushed) ----------------------------------
-@pytest.mark.parametrize("setting, message", [("VERSION=1.2", "is not a semantic version"),
-                                              ("SIGN=maybe", "use key, keyless or none")])
+@pytest.mark.parametrize(
+    "setting, message",
+    [("VERSION=1.2", "is not a semantic version"), ("SIGN=maybe", "use key, keyless or none")],
+)
 def test_release_refuses_bad_settings_before_building(setting, message):
     key, value = setting.split("=", 1)
-    proc = subprocess.run([str(ROOT / "scripts" / "release" / "release.sh")], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, key: value, "OUT": "/nonexistent/never-written"})
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "release" / "release.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, key: value, "OUT": "/nonexistent/never-written"},
+    )
     assert proc.returncode == 1
     assert message in proc.stderr
     assert not pathlib.Path("/nonexistent/never-written").exists()

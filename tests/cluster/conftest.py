@@ -7,6 +7,7 @@ against kubectl's current context instead; then KS_INGRESS_ADDRESS (host:port of
 controller), KS_INGRESS_CLASS and KS_CLUSTER_VALUES (a values file naming images the cluster can
 pull, versions 1 and 2 of the model image) say what this tier cannot build there.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,9 +47,12 @@ def cluster(report) -> Cluster:
     if os.environ.get("KS_CLUSTER", "local") == "current":
         address = os.environ.get("KS_INGRESS_ADDRESS")
         assert address, "KS_CLUSTER=current needs KS_INGRESS_ADDRESS=<host:port of the Ingress controller>"
-        yield Cluster(kubeconfig=os.environ.get("KUBECONFIG", str(pathlib.Path.home() / ".kube" / "config")),
-                      ingress_address=address, ingress_class=os.environ.get("KS_INGRESS_CLASS", "nginx"),
-                      local=False)
+        yield Cluster(
+            kubeconfig=os.environ.get("KUBECONFIG", str(pathlib.Path.home() / ".kube" / "config")),
+            ingress_address=address,
+            ingress_class=os.environ.get("KS_INGRESS_CLASS", "nginx"),
+            local=False,
+        )
         return
     running = _script("status.sh", 30).returncode == 0
     if not running:
@@ -57,10 +61,16 @@ def cluster(report) -> Cluster:
     kubeconfig = _script("status.sh", 30).stdout.strip()
     state = pathlib.Path(kubeconfig).parent
     report.cluster_timings(read_env_file(state / "timings.env"), started_here=not running)
-    probe = Cluster(kubeconfig=kubeconfig, ingress_address="", ingress_class=CLUSTER_ENV["KS_INGRESS_CLASS"],
-                    local=True)
-    node_ip = probe.kubectl("get", "node", CLUSTER_ENV["KS_NODE_NAME"], "-o",
-                            "jsonpath={.status.addresses[?(@.type=='InternalIP')].address}").stdout.strip()
+    probe = Cluster(
+        kubeconfig=kubeconfig, ingress_address="", ingress_class=CLUSTER_ENV["KS_INGRESS_CLASS"], local=True
+    )
+    node_ip = probe.kubectl(
+        "get",
+        "node",
+        CLUSTER_ENV["KS_NODE_NAME"],
+        "-o",
+        "jsonpath={.status.addresses[?(@.type=='InternalIP')].address}",
+    ).stdout.strip()
     probe.ingress_address = f"{node_ip}:{CLUSTER_ENV['KS_INGRESS_HTTP_PORT']}"
     report.cluster_versions(probe)
     yield probe
@@ -71,8 +81,11 @@ def cluster(report) -> Cluster:
             started = time.monotonic()
             proc = _script("up.sh" if step == "warm up" else "down.sh", 900)
             assert proc.returncode == 0, f"{step} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-            report.figure("cluster", f"make cluster-{'up' if step == 'warm up' else 'down'} ({step})",
-                          f"{time.monotonic() - started:.0f} s" + (", nothing left behind" if "down" in step else ""))
+            report.figure(
+                "cluster",
+                f"make cluster-{'up' if step == 'warm up' else 'down'} ({step})",
+                f"{time.monotonic() - started:.0f} s" + (", nothing left behind" if "down" in step else ""),
+            )
 
 
 @pytest.fixture(scope="session")
@@ -82,22 +95,54 @@ def model_versions(build_image, loader_image, demo_model_base, tmp_path_factory)
     base = tmp_path_factory.mktemp("cluster-models")
     v2_keras = base / "clothing-model-v2.keras"
     python = str(ROOT / ".venv" / "bin" / "python")
-    proc = subprocess.run([python, "-c", HALVE_LOGITS, str(DEMO_DIR / "clothing-model.keras"), str(v2_keras)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [python, "-c", HALVE_LOGITS, str(DEMO_DIR / "clothing-model.keras"), str(v2_keras)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "model"), "convert", str(v2_keras), "--labels", str(DEMO_DIR / "labels.txt"),
-         "--out", str(base), "--name", MODEL_NAME, "--version", "2"], capture_output=True, text=True, timeout=600)
+        [
+            str(ROOT / ".venv" / "bin" / "model"),
+            "convert",
+            str(v2_keras),
+            "--labels",
+            str(DEMO_DIR / "labels.txt"),
+            "--out",
+            str(base),
+            "--name",
+            MODEL_NAME,
+            "--version",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for path in [base, *base.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     tags = {}
     for version, context in ((1, demo_model_base), (2, base)):
         tag = f"keras-serving/{MODEL_NAME}:{version}"
-        docker("build", "-f", str(ROOT / "model" / "Dockerfile.model-image"), "-t", tag,
-               "--build-arg", f"LOADER_IMAGE={loader_image}", "--build-arg", f"MODEL_DIR={MODEL_NAME}/{version}",
-               "--build-arg", f"MODEL_NAME={MODEL_NAME}", "--build-arg", f"MODEL_VERSION={version}",
-               str(context), timeout=600)
+        docker(
+            "build",
+            "-f",
+            str(ROOT / "model" / "Dockerfile.model-image"),
+            "-t",
+            tag,
+            "--build-arg",
+            f"LOADER_IMAGE={loader_image}",
+            "--build-arg",
+            f"MODEL_DIR={MODEL_NAME}/{version}",
+            "--build-arg",
+            f"MODEL_NAME={MODEL_NAME}",
+            "--build-arg",
+            f"MODEL_VERSION={version}",
+            str(context),
+            timeout=600,
+        )
         tags[version] = tag
     return tags
 
@@ -111,9 +156,22 @@ def cluster_images(cluster, gateway_image, loader_image, model_server_image, mod
     images = [gateway_image, loader_image, model_server_image, *model_versions.values()]
     state = pathlib.Path(cluster.kubeconfig).parent
     save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
-    load = subprocess.run(["ctr", "--address", str(state / "containerd" / "containerd.sock"), "--namespace",
-                           "k8s.io", "images", "import", "-"], stdin=save.stdout, capture_output=True,
-                          text=True, timeout=900)
+    load = subprocess.run(
+        [
+            "ctr",
+            "--address",
+            str(state / "containerd" / "containerd.sock"),
+            "--namespace",
+            "k8s.io",
+            "images",
+            "import",
+            "-",
+        ],
+        stdin=save.stdout,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     save.stdout.close()
     assert save.wait(timeout=60) == 0 and load.returncode == 0, load.stderr[-3000:]
     report.figure("images", "import into the node's containerd", f"{time.monotonic() - started:.0f} s")

@@ -1,5 +1,6 @@
 """The cluster tier's handle on a live cluster: kubectl and helm against one kubeconfig, and
 bounded waits that say what they waited for. No fixtures here (see conftest.py)."""
+
 from __future__ import annotations
 
 import json
@@ -33,12 +34,19 @@ class Cluster:
     ingress_class: str
     local: bool  # make cluster-up's cluster (images are imported into its containerd)
 
-    def run(self, tool: str, *args: str, check: bool = True, timeout: float = 300,
-            input: str | None = None) -> subprocess.CompletedProcess:
-        env = {"KUBECONFIG": self.kubeconfig, "PATH": f"{ROOT / '.tools' / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin",
-               "HOME": "/root", "HELM_CACHE_HOME": "/tmp/ks-helm-cache", "HELM_CONFIG_HOME": "/tmp/ks-helm-config"}
-        proc = subprocess.run([tool, *args], capture_output=True, text=True, timeout=timeout, env=env,
-                              input=input, cwd=ROOT)
+    def run(
+        self, tool: str, *args: str, check: bool = True, timeout: float = 300, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        env = {
+            "KUBECONFIG": self.kubeconfig,
+            "PATH": f"{ROOT / '.tools' / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": "/root",
+            "HELM_CACHE_HOME": "/tmp/ks-helm-cache",
+            "HELM_CONFIG_HOME": "/tmp/ks-helm-config",
+        }
+        proc = subprocess.run(
+            [tool, *args], capture_output=True, text=True, timeout=timeout, env=env, input=input, cwd=ROOT
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"{tool} {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
         return proc

@@ -2,6 +2,7 @@
 
 Bounded: it sends at a fixed rate from a few threads until stopped or until its request cap,
 only to the cluster's Ingress address on this machine."""
+
 from __future__ import annotations
 
 import collections
@@ -56,14 +57,18 @@ class LoadLoop:
             at = time.monotonic()
             try:
                 r = session.post(self.url, files=files, headers={"Host": self.host}, timeout=self.timeout)
-                answer = Answer(at, r.status_code, r.headers.get("X-Model-Version", ""),
-                                "" if r.status_code == 200 else r.text[:300])
+                answer = Answer(
+                    at,
+                    r.status_code,
+                    r.headers.get("X-Model-Version", ""),
+                    "" if r.status_code == 200 else r.text[:300],
+                )
             except requests.RequestException as error:
                 answer = Answer(at, 0, "", repr(error)[:300])
             with self._lock:
                 self.answers.append(answer)
 
-    def __enter__(self) -> "LoadLoop":
+    def __enter__(self) -> LoadLoop:
         self.started_at = time.monotonic()
         for i in range(self.threads):
             worker = threading.Thread(target=self._work, name=f"load-{i}", daemon=True)

@@ -4,6 +4,7 @@ Version 2 is the demo model with its logits layer scaled by 0.5, exported the sa
 signature (a rollout between exports with different input signatures is another matter, see
 docs/operations.md), different bytes and different scores (half of version 1's), so every
 answer tells which version served it."""
+
 from __future__ import annotations
 
 LOGIT_SCALE = {1: 1.0, 2: 0.5}

@@ -2,6 +2,7 @@
 a wrong checksum that leaves the pod failing with a clear message and nothing served), an
 existing claim bound to a volume on the node, a claim the chart creates through the cluster's
 dynamic provisioner. (The model image source is what test_cluster_release.py runs.)"""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +17,6 @@ import uuid
 
 import pytest
 import requests
-
 from docker_tools import MODEL_NAME
 from kube import CLUSTER_ENV, VALUES, ready, wait_until
 
@@ -35,8 +35,19 @@ def namespace(cluster):
 
 
 def _install(cluster, namespace: str, *sets: str, wait: bool = True) -> None:
-    args = ["install", RELEASE, ".", "-n", namespace, "-f", str(VALUES),
-            "--set", f"ingress.className={cluster.ingress_class}", "--set", f"ingress.hosts[0]={HOST}"]
+    args = [
+        "install",
+        RELEASE,
+        ".",
+        "-n",
+        namespace,
+        "-f",
+        str(VALUES),
+        "--set",
+        f"ingress.className={cluster.ingress_class}",
+        "--set",
+        f"ingress.hosts[0]={HOST}",
+    ]
     for item in sets:
         args += ["--set", item]
     if wait:
@@ -47,14 +58,21 @@ def _install(cluster, namespace: str, *sets: str, wait: bool = True) -> None:
 def _predict(cluster, image: bytes) -> requests.Response:
     url = f"http://{cluster.ingress_address}/predict"
     # The Ingress controller picks a new Ingress up a moment after it exists (404 until then).
-    wait_until("the Ingress route to the gateway",
-               lambda: requests.get(url, headers={"Host": HOST}, timeout=10).status_code != 404, 60, 1)
-    return requests.post(url, headers={"Host": HOST}, files={"image": ("sample.jpg", image, "image/jpeg")},
-                         timeout=30)
+    wait_until(
+        "the Ingress route to the gateway",
+        lambda: requests.get(url, headers={"Host": HOST}, timeout=10).status_code != 404,
+        60,
+        1,
+    )
+    return requests.post(
+        url, headers={"Host": HOST}, files={"image": ("sample.jpg", image, "image/jpeg")}, timeout=30
+    )
 
 
 def _model_server_pod(cluster, namespace: str) -> dict:
-    pods = cluster.pods(namespace, f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=model-server")
+    pods = cluster.pods(
+        namespace, f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=model-server"
+    )
     assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
     return pods[0]
 
@@ -62,6 +80,7 @@ def _model_server_pod(cluster, namespace: str) -> dict:
 @contextlib.contextmanager
 def _archive_server(address: str, body: bytes):
     """An HTTP server on the node's address (the pods reach it) serving one archive."""
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200)
@@ -90,33 +109,51 @@ def _version_archive(version_dir) -> bytes:
     return buf.getvalue()
 
 
-def test_url_source_downloads_checks_and_serves(cluster, cluster_images, namespace, demo_model_base,
-                                                sample_image, report):
+def test_url_source_downloads_checks_and_serves(
+    cluster, cluster_images, namespace, demo_model_base, sample_image, report
+):
     body = _version_archive(demo_model_base / MODEL_NAME / "1")
     node_ip = cluster.ingress_address.rsplit(":", 1)[0]
     with _archive_server(node_ip, body) as url:
         started = time.monotonic()
-        _install(cluster, namespace, "global.model.source.type=url", f"global.model.source.url.url={url}",
-                 f"global.model.source.url.sha256={hashlib.sha256(body).hexdigest()}")
-        report.figure("model sources", "url: download, sha256 check, Ready",
-                      f"{time.monotonic() - started:.0f} s ({len(body) // 1024} KiB archive)")
+        _install(
+            cluster,
+            namespace,
+            "global.model.source.type=url",
+            f"global.model.source.url.url={url}",
+            f"global.model.source.url.sha256={hashlib.sha256(body).hexdigest()}",
+        )
+        report.figure(
+            "model sources",
+            "url: download, sha256 check, Ready",
+            f"{time.monotonic() - started:.0f} s ({len(body) // 1024} KiB archive)",
+        )
     image, true_class = sample_image
     response = _predict(cluster, image)
     assert response.status_code == 200 and max(response.json(), key=response.json().get) == true_class
 
 
-def test_url_source_with_a_wrong_checksum_serves_nothing_and_says_why(cluster, cluster_images, namespace,
-                                                                     demo_model_base, report):
+def test_url_source_with_a_wrong_checksum_serves_nothing_and_says_why(
+    cluster, cluster_images, namespace, demo_model_base, report
+):
     body = _version_archive(demo_model_base / MODEL_NAME / "1")
     node_ip = cluster.ingress_address.rsplit(":", 1)[0]
     with _archive_server(node_ip, body) as url:
-        _install(cluster, namespace, "global.model.source.type=url", f"global.model.source.url.url={url}",
-                 f"global.model.source.url.sha256={'0' * 64}", wait=False)
+        _install(
+            cluster,
+            namespace,
+            "global.model.source.type=url",
+            f"global.model.source.url.url={url}",
+            f"global.model.source.url.sha256={'0' * 64}",
+            wait=False,
+        )
 
         def failure_message():
             pod = _model_server_pod(cluster, namespace)
             for status in pod["status"].get("initContainerStatuses", []):
-                terminated = (status.get("lastState", {}).get("terminated") or status["state"].get("terminated"))
+                terminated = status.get("lastState", {}).get("terminated") or status["state"].get(
+                    "terminated"
+                )
                 if terminated and terminated.get("exitCode", 0) != 0:
                     return terminated.get("message") or "(no message)"
             return None
@@ -128,11 +165,16 @@ def test_url_source_with_a_wrong_checksum_serves_nothing_and_says_why(cluster, c
     assert not ready(_model_server_pod(cluster, namespace))
     deployment = cluster.get("deployment", f"{RELEASE}-model-server", namespace=namespace)
     assert not deployment["status"].get("availableReplicas")
-    report.figure("model sources", "url with a wrong sha256", "init container fails: " + logs.strip().splitlines()[-1][:120])
+    report.figure(
+        "model sources",
+        "url with a wrong sha256",
+        "init container fails: " + logs.strip().splitlines()[-1][:120],
+    )
 
 
-def test_existing_claim_on_a_node_volume_is_served(cluster, cluster_images, namespace, demo_model_base,
-                                                  sample_image, report, tmp_path_factory):
+def test_existing_claim_on_a_node_volume_is_served(
+    cluster, cluster_images, namespace, demo_model_base, sample_image, report, tmp_path_factory
+):
     if not cluster.local:
         pytest.skip("needs a volume on the node: make cluster-up's cluster only")
     store = tmp_path_factory.mktemp("model-store")
@@ -140,7 +182,11 @@ def test_existing_claim_on_a_node_volume_is_served(cluster, cluster_images, name
     for path in [store, *store.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     pv = f"{namespace}-models"
-    cluster.kubectl("apply", "-f", "-", input=f"""
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=f"""
 apiVersion: v1
 kind: PersistentVolume
 metadata: {{name: {pv}}}
@@ -160,13 +206,22 @@ spec:
   storageClassName: ""
   volumeName: {pv}
   resources: {{requests: {{storage: 1Gi}}}}
-""")
+""",
+    )
     try:
         started = time.monotonic()
-        _install(cluster, namespace, "global.model.source.type=pvc", "global.model.source.pvc.existingClaim=model-store",
-                 "modelServer.replicaCount=2")
-        report.figure("model sources", "existing claim (ReadOnlyMany, 2 model servers): Ready",
-                      f"{time.monotonic() - started:.0f} s")
+        _install(
+            cluster,
+            namespace,
+            "global.model.source.type=pvc",
+            "global.model.source.pvc.existingClaim=model-store",
+            "modelServer.replicaCount=2",
+        )
+        report.figure(
+            "model sources",
+            "existing claim (ReadOnlyMany, 2 model servers): Ready",
+            f"{time.monotonic() - started:.0f} s",
+        )
         image, true_class = sample_image
         response = _predict(cluster, image)
         assert response.status_code == 200 and max(response.json(), key=response.json().get) == true_class
@@ -176,16 +231,26 @@ spec:
         cluster.kubectl("delete", "pv", pv, "--wait=false", check=False)
 
 
-def test_chart_created_claim_is_provisioned_filled_served_and_kept(cluster, cluster_images, namespace,
-                                                                   demo_model_base, sample_image, report):
+def test_chart_created_claim_is_provisioned_filled_served_and_kept(
+    cluster, cluster_images, namespace, demo_model_base, sample_image, report
+):
     if not cluster.local:
         pytest.skip("fills the provisioned directory on the node: make cluster-up's cluster only")
     storage_class = CLUSTER_ENV["KS_STORAGE_CLASS"]
-    _install(cluster, namespace, "global.model.source.type=pvc",
-             f"global.model.source.pvc.storageClassName={storage_class}", wait=False)
+    _install(
+        cluster,
+        namespace,
+        "global.model.source.type=pvc",
+        f"global.model.source.pvc.storageClassName={storage_class}",
+        wait=False,
+    )
     claim = f"{RELEASE}-model-server-models"
-    pv = wait_until("the chart's claim to be bound by the provisioner",
-                    lambda: cluster.get("pvc", claim, namespace=namespace)["spec"].get("volumeName"), 120, 2)
+    pv = wait_until(
+        "the chart's claim to be bound by the provisioner",
+        lambda: cluster.get("pvc", claim, namespace=namespace)["spec"].get("volumeName"),
+        120,
+        2,
+    )
     volume = cluster.get("pv", pv)
     path = (volume["spec"].get("hostPath") or volume["spec"].get("local"))["path"]
     # What a user does with a new claim: put <name>/<version>/ on it, then restart the server.
@@ -198,17 +263,45 @@ def test_chart_created_claim_is_provisioned_filled_served_and_kept(cluster, clus
     shutil.copytree(demo_model_base / MODEL_NAME / "1", target)
     for item in [pathlib.Path(path), *pathlib.Path(path).rglob("*")]:
         item.chmod(0o755 if item.is_dir() else 0o644)
-    cluster.kubectl("delete", "pod", "-n", namespace, "-l", "app.kubernetes.io/component=model-server", "--wait=false")
-    cluster.kubectl("rollout", "status", f"deployment/{RELEASE}-model-server", "-n", namespace, "--timeout=5m", timeout=400)
-    wait_until("a ready gateway", lambda: all(ready(p) for p in cluster.pods(
-        namespace, f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=gateway")), 120, 2)
+    cluster.kubectl(
+        "delete", "pod", "-n", namespace, "-l", "app.kubernetes.io/component=model-server", "--wait=false"
+    )
+    cluster.kubectl(
+        "rollout",
+        "status",
+        f"deployment/{RELEASE}-model-server",
+        "-n",
+        namespace,
+        "--timeout=5m",
+        timeout=400,
+    )
+    wait_until(
+        "a ready gateway",
+        lambda: all(
+            ready(p)
+            for p in cluster.pods(
+                namespace, f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=gateway"
+            )
+        ),
+        120,
+        2,
+    )
     image, true_class = sample_image
     response = _predict(cluster, image)
     assert response.status_code == 200 and max(response.json(), key=response.json().get) == true_class
-    report.figure("model sources", f"chart-created claim ({storage_class} provisioner)",
-                  f"bound to {pv}, filled, served; kept after uninstall")
+    report.figure(
+        "model sources",
+        f"chart-created claim ({storage_class} provisioner)",
+        f"bound to {pv}, filled, served; kept after uninstall",
+    )
     cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait")
-    assert cluster.get("pvc", claim, namespace=namespace)["status"]["phase"] == "Bound"  # helm.sh/resource-policy: keep
+    assert (
+        cluster.get("pvc", claim, namespace=namespace)["status"]["phase"] == "Bound"
+    )  # helm.sh/resource-policy: keep
     cluster.kubectl("delete", "pvc", claim, "-n", namespace)
-    wait_until("the provisioner to delete the volume", lambda: cluster.kubectl(
-        "get", "pv", pv, check=False).returncode != 0, 120, 2)
+    wait_until(
+        "the provisioner to delete the volume",
+        lambda: cluster.kubectl("get", "pv", pv, check=False).returncode != 0,
+        120,
+        2,
+    )

@@ -1,12 +1,12 @@
 """The chart's NetworkPolicies, enforced (kube-router's firewall on make cluster-up's cluster):
 the gateway reaches the model server's gRPC port; a pod the policies do not name cannot reach it
 (nor the REST/metrics port), while the gateway's own port stays open to any client."""
+
 from __future__ import annotations
 
 import uuid
 
 import pytest
-
 from kube import VALUES, ready, wait_until
 
 RELEASE = "netpol"
@@ -26,29 +26,69 @@ print("connected")
 def release(cluster, cluster_images):
     namespace = f"ks-np-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", namespace)
-    cluster.helm("install", RELEASE, ".", "-n", namespace, "-f", str(VALUES), "--set", "ingress.enabled=false",
-                 "--set", "networkPolicy.enabled=true", "--wait", "--timeout", "5m", timeout=600)
+    cluster.helm(
+        "install",
+        RELEASE,
+        ".",
+        "-n",
+        namespace,
+        "-f",
+        str(VALUES),
+        "--set",
+        "ingress.enabled=false",
+        "--set",
+        "networkPolicy.enabled=true",
+        "--wait",
+        "--timeout",
+        "5m",
+        timeout=600,
+    )
     yield namespace
     cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait", check=False)
     cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 def _pod(cluster, namespace: str, component: str) -> dict:
-    (pod,) = [p for p in cluster.pods(namespace, f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}")
-              if ready(p)]
+    (pod,) = [
+        p
+        for p in cluster.pods(
+            namespace, f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}"
+        )
+        if ready(p)
+    ]
     return pod
 
 
 def _from_stranger(cluster, namespace: str, address: str, port: int) -> str:
     """Connect from a pod no policy names (its own labels, the gateway image for Python)."""
     name = f"stranger-{uuid.uuid4().hex[:5]}"
-    cluster.kubectl("run", name, "-n", namespace, "--image=keras-serving/gateway:ci", "--image-pull-policy=Never",
-                    "--restart=Never", "--labels=app=stranger", "--command", "--", "python3", "-c", CONNECT,
-                    address, str(port))
+    cluster.kubectl(
+        "run",
+        name,
+        "-n",
+        namespace,
+        "--image=keras-serving/gateway:ci",
+        "--image-pull-policy=Never",
+        "--restart=Never",
+        "--labels=app=stranger",
+        "--command",
+        "--",
+        "python3",
+        "-c",
+        CONNECT,
+        address,
+        str(port),
+    )
     try:
-        phase = wait_until(f"{name} to finish", lambda: cluster.get("pod", name, namespace=namespace)["status"]["phase"]
-                           in ("Succeeded", "Failed") and cluster.get("pod", name, namespace=namespace)["status"]["phase"],
-                           120, 1)
+        phase = wait_until(
+            f"{name} to finish",
+            lambda: (
+                cluster.get("pod", name, namespace=namespace)["status"]["phase"] in ("Succeeded", "Failed")
+                and cluster.get("pod", name, namespace=namespace)["status"]["phase"]
+            ),
+            120,
+            1,
+        )
         return f"{phase}: {cluster.kubectl('logs', name, '-n', namespace).stdout.strip()}"
     finally:
         cluster.kubectl("delete", "pod", name, "-n", namespace, "--wait=false", check=False)
@@ -60,9 +100,22 @@ def test_only_the_gateway_reaches_the_model_servers_grpc_port(cluster, release, 
     model_server = _pod(cluster, release, "model-server")
     gateway = _pod(cluster, release, "gateway")
     ip = model_server["status"]["podIP"]
-    from_gateway = cluster.kubectl("exec", gateway["metadata"]["name"], "-n", release, "--", "python3", "-c",
-                                   CONNECT, ip, "8500", check=False)
-    assert from_gateway.returncode == 0 and "connected" in from_gateway.stdout, from_gateway.stdout + from_gateway.stderr
+    from_gateway = cluster.kubectl(
+        "exec",
+        gateway["metadata"]["name"],
+        "-n",
+        release,
+        "--",
+        "python3",
+        "-c",
+        CONNECT,
+        ip,
+        "8500",
+        check=False,
+    )
+    assert from_gateway.returncode == 0 and "connected" in from_gateway.stdout, (
+        from_gateway.stdout + from_gateway.stderr
+    )
     stranger_grpc = _from_stranger(cluster, release, ip, 8500)
     stranger_rest = _from_stranger(cluster, release, ip, 8501)
     stranger_gateway = _from_stranger(cluster, release, gateway["status"]["podIP"], 9696)

@@ -2,6 +2,7 @@
 registry `make release` pushed to, every keras-serving image pulled by the kubelet from that
 registry by digest (none of them is in the node's containerd beforehand), ready, `helm test`
 green."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,7 +10,6 @@ import uuid
 
 import pytest
 import yaml
-
 from kube import ROOT, VALUES, ready
 
 RELEASE = "published"
@@ -40,27 +40,51 @@ def _values_without_images(tmp_path) -> str:
 
 
 def test_released_chart_installs_from_the_registry_with_images_the_kubelet_pulls(
-        cluster, oci_release, namespace, tmp_path, report):
+    cluster, oci_release, namespace, tmp_path, report
+):
     if not cluster.local:
         pytest.skip("KS_CLUSTER=current: the local registry is on this machine's loopback, not the cluster's")
-    trust = subprocess.run([str(ROOT / "scripts" / "cluster" / "trust-registry.sh"), oci_release.registry],
-                           capture_output=True, text=True, timeout=30)
+    trust = subprocess.run(
+        [str(ROOT / "scripts" / "cluster" / "trust-registry.sh"), oci_release.registry],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert trust.returncode == 0, trust.stderr
     pinned = {name: oci_release.pinned(name) for name in ("gateway", "clothing-model", "model-server-dev")}
     # The TF-Serving-compatible server of the release stands in for tensorflow/serving (no Docker
     # Hub here): the chart's own value for another model server image, pinned the same way.
     install = cluster.helm(
-        "install", RELEASE, oci_release.chart, "--version", oci_release.version, "--plain-http", "-n", namespace,
-        "-f", _values_without_images(tmp_path),
-        "--set", f"ingress.className={cluster.ingress_class}", "--set", "ingress.hosts[0]=oci.keras-serving.test",
-        "--set", f"modelServer.image.repository={oci_release.prefix}/model-server-dev",
-        "--set", f"modelServer.image.digest={oci_release.manifest['images']['model-server-dev']['digest']}",
-        "--wait", "--timeout", "8m", timeout=600)
+        "install",
+        RELEASE,
+        oci_release.chart,
+        "--version",
+        oci_release.version,
+        "--plain-http",
+        "-n",
+        namespace,
+        "-f",
+        _values_without_images(tmp_path),
+        "--set",
+        f"ingress.className={cluster.ingress_class}",
+        "--set",
+        "ingress.hosts[0]=oci.keras-serving.test",
+        "--set",
+        f"modelServer.image.repository={oci_release.prefix}/model-server-dev",
+        "--set",
+        f"modelServer.image.digest={oci_release.manifest['images']['model-server-dev']['digest']}",
+        "--wait",
+        "--timeout",
+        "8m",
+        timeout=600,
+    )
     assert install.returncode == 0
 
     pods = cluster.pods(namespace, f"app.kubernetes.io/instance={RELEASE}")
     assert pods and all(ready(p) for p in pods), [p["metadata"]["name"] for p in pods]
-    running = {c["image"] for p in pods for c in p["spec"].get("initContainers", []) + p["spec"]["containers"]}
+    running = {
+        c["image"] for p in pods for c in p["spec"].get("initContainers", []) + p["spec"]["containers"]
+    }
     assert set(pinned.values()) <= running, running
     # The kubelet pulled each one from the registry: a "Pulled" event that says it fetched the image,
     # not "already present on machine".
@@ -72,5 +96,8 @@ def test_released_chart_installs_from_the_registry_with_images_the_kubelet_pulls
 
     out = cluster.helm("test", RELEASE, "-n", namespace, "--timeout", "5m").stdout
     assert "Phase:          Succeeded" in out, out
-    report.figure("release", "helm install oci:// (images pulled by the kubelet from the release registry)",
-                  f"{len(pinned)} images by digest, every pod Ready, helm test passed")
+    report.figure(
+        "release",
+        "helm install oci:// (images pulled by the kubelet from the release registry)",
+        f"{len(pinned)} images by digest, every pod Ready, helm test passed",
+    )

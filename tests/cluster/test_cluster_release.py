@@ -2,6 +2,7 @@
 through the Ingress, upgrade to a new model version and roll back under load, scale the model
 server out, lose a model-server pod, let the gateway's HPA scale, uninstall. The phases share one
 release (module scope) and run in file order; each writes its figures to docs/cluster-test.md."""
+
 from __future__ import annotations
 
 import time
@@ -9,7 +10,6 @@ import uuid
 
 import pytest
 import requests
-
 from kube import VALUES, Cluster, prometheus_counter, ready, terminating, wait_until
 from load import LoadLoop
 from models import LOGIT_SCALE
@@ -31,8 +31,14 @@ class Release:
     def values_args(self) -> list[str]:
         import os
 
-        args = ["-f", str(VALUES), "--set", f"ingress.className={self.cluster.ingress_class}",
-                "--set", f"ingress.hosts[0]={self.host}"]
+        args = [
+            "-f",
+            str(VALUES),
+            "--set",
+            f"ingress.className={self.cluster.ingress_class}",
+            "--set",
+            f"ingress.hosts[0]={self.host}",
+        ]
         if os.environ.get("KS_CLUSTER_VALUES"):
             args += ["-f", os.environ["KS_CLUSTER_VALUES"]]
         return args
@@ -51,22 +57,34 @@ class Release:
 
     def wait_for_route(self) -> None:
         """The Ingress controller picks a new Ingress up a moment after it exists."""
-        wait_until("the Ingress route to the gateway", lambda: requests.get(
-            self.url("/predict"), headers={"Host": self.host}, timeout=10).status_code != 404, 60, 1)
+        wait_until(
+            "the Ingress route to the gateway",
+            lambda: (
+                requests.get(self.url("/predict"), headers={"Host": self.host}, timeout=10).status_code != 404
+            ),
+            60,
+            1,
+        )
 
     def model_server_metrics(self, pod: str) -> str:
         port = 8501
-        return self.cluster.raw(f"/api/v1/namespaces/{self.namespace}/pods/{pod}:{port}/proxy/monitoring/prometheus/metrics")
+        return self.cluster.raw(
+            f"/api/v1/namespaces/{self.namespace}/pods/{pod}:{port}/proxy/monitoring/prometheus/metrics"
+        )
 
     def requests_served(self, pod: str) -> float:
-        return prometheus_counter(self.model_server_metrics(pod), ":tensorflow:serving:request_count", status="OK")
+        return prometheus_counter(
+            self.model_server_metrics(pod), ":tensorflow:serving:request_count", status="OK"
+        )
 
     def settle(self, selector: str, replicas: int, timeout: float = 180) -> list[dict]:
         """Wait until exactly `replicas` pods are ready and no pod of `selector` is terminating."""
+
         def settled():
             pods = self.pods(selector)
             live = [p for p in pods if not terminating(p)]
             return live if len(pods) == len(live) == replicas and all(map(ready, live)) else None
+
         return wait_until(f"{replicas} ready pod(s) of {selector} and none terminating", settled, timeout, 2)
 
 
@@ -87,8 +105,12 @@ def release(cluster, cluster_images, report) -> Release:
 
 
 def _post(release: Release, image: bytes) -> requests.Response:
-    return requests.post(release.url(), files={"image": ("sample.jpg", image, "image/jpeg")},
-                         headers={"Host": release.host}, timeout=30)
+    return requests.post(
+        release.url(),
+        files={"image": ("sample.jpg", image, "image/jpeg")},
+        headers={"Host": release.host},
+        timeout=30,
+    )
 
 
 def _assert_phase(report, section: str, summary: dict) -> None:
@@ -109,8 +131,11 @@ def test_install_is_ready_and_helm_test_passes(release, report):
     started = time.monotonic()
     out = release.helm("test", RELEASE, "--timeout", "5m").stdout
     assert "Phase:          Succeeded" in out, out
-    report.figure("install", "helm test (one prediction through the gateway Service)",
-                  f"passed in {time.monotonic() - started:.0f} s")
+    report.figure(
+        "install",
+        "helm test (one prediction through the gateway Service)",
+        f"passed in {time.monotonic() - started:.0f} s",
+    )
 
 
 def test_prediction_through_the_ingress_names_the_right_class(release, sample_image, report):
@@ -122,8 +147,11 @@ def test_prediction_through_the_ingress_names_the_right_class(release, sample_im
     assert response.headers["X-Model-Version"] == "1"
     ingress = release.cluster.get("ingress", namespace=release.namespace)["items"][0]
     assert ingress["spec"]["ingressClassName"] == release.cluster.ingress_class
-    report.figure("install", f"POST /predict through the Ingress ({release.cluster.ingress_class})",
-                  f"200, top class {true_class}, {len(scores)} scores")
+    report.figure(
+        "install",
+        f"POST /predict through the Ingress ({release.cluster.ingress_class})",
+        f"200, top class {true_class}, {len(scores)} scores",
+    )
     release.v1_scores = scores
 
 
@@ -140,11 +168,19 @@ def _roll(release: Release, report, sample_image, section: str, command: list[st
         rolled = load.mark()
         # The old pods serve on while gateways move off them (TF Serving ignores SIGTERM): the
         # phase ends when they are gone and every answer comes from the new version.
-        wait_until("the old model-server pods to be gone",
-                   lambda: not (_uids(release.pods(release.model_server)) & old_model_servers), 180, 2)
+        wait_until(
+            "the old model-server pods to be gone",
+            lambda: not (_uids(release.pods(release.model_server)) & old_model_servers),
+            180,
+            2,
+        )
         gone = load.mark()
-        wait_until(f"answers from version {version} only",
-                   lambda: {a.version for a in load.since(load.mark() - 3)} == {version}, 60, 1)
+        wait_until(
+            f"answers from version {version} only",
+            lambda: {a.version for a in load.since(load.mark() - 3)} == {version},
+            60,
+            1,
+        )
         time.sleep(2)
         end = load.mark()
     summary = LoadLoop.summary(load.since(start, end))
@@ -157,8 +193,14 @@ def _roll(release: Release, report, sample_image, section: str, command: list[st
 
 
 def test_upgrade_to_model_version_2_under_load_fails_no_request(release, report, sample_image):
-    _roll(release, report, sample_image, "upgrade to version 2",
-          ["upgrade", RELEASE, ".", "--reuse-values", "--set", "global.model.version=2"], "2")
+    _roll(
+        release,
+        report,
+        sample_image,
+        "upgrade to version 2",
+        ["upgrade", RELEASE, ".", "--reuse-values", "--set", "global.model.version=2"],
+        "2",
+    )
     response = _post(release, sample_image[0])
     assert response.headers["X-Model-Version"] == "2"
     v2 = response.json()
@@ -178,8 +220,17 @@ def test_scale_out_new_model_server_gets_traffic_and_load_balances(release, repo
     with release.load(image) as load:
         time.sleep(2)
         start = load.mark()
-        release.helm("upgrade", RELEASE, ".", "--reuse-values", "--set", "modelServer.replicaCount=2",
-                     "--wait", "--timeout", "10m")
+        release.helm(
+            "upgrade",
+            RELEASE,
+            ".",
+            "--reuse-values",
+            "--set",
+            "modelServer.replicaCount=2",
+            "--wait",
+            "--timeout",
+            "10m",
+        )
         pods = release.settle(release.model_server, 2)
         (new,) = [p for p in pods if p["metadata"]["uid"] != first["metadata"]["uid"]]
         name = new["metadata"]["name"]
@@ -194,9 +245,14 @@ def test_scale_out_new_model_server_gets_traffic_and_load_balances(release, repo
         later = {p["metadata"]["name"]: release.requests_served(p["metadata"]["name"]) for p in pods}
         end = load.mark()
     share = {pod: later[pod] - counts[pod] for pod in counts}
-    report.figure("scale-out 1 -> 2 model servers", "new pod Ready -> serving requests", f"{serving_after:.0f} s")
-    report.figure("scale-out 1 -> 2 model servers", "requests per pod over the next 30 s (their own metrics)",
-                  ", ".join(f"{int(v)}" for v in share.values()))
+    report.figure(
+        "scale-out 1 -> 2 model servers", "new pod Ready -> serving requests", f"{serving_after:.0f} s"
+    )
+    report.figure(
+        "scale-out 1 -> 2 model servers",
+        "requests per pod over the next 30 s (their own metrics)",
+        ", ".join(f"{int(v)}" for v in share.values()),
+    )
     balance = max(share.values()) / max(min(share.values()), 1)
     report.figure("scale-out 1 -> 2 model servers", "max / min", f"{balance:.2f}")
     _assert_phase(report, "scale-out 1 -> 2 model servers", LoadLoop.summary(load.since(start, end)))
@@ -210,14 +266,22 @@ def test_model_server_pod_deleted_under_load_fails_no_request(release, report, s
     with release.load(image) as load:
         time.sleep(3)
         start = load.mark()
-        release.cluster.kubectl("delete", "pod", victim["metadata"]["name"], "-n", release.namespace, "--wait=false")
-        wait_until("the deleted pod to be gone",
-                   lambda: victim["metadata"]["uid"] not in _uids(release.pods(release.model_server)), 180, 2)
+        release.cluster.kubectl(
+            "delete", "pod", victim["metadata"]["name"], "-n", release.namespace, "--wait=false"
+        )
+        wait_until(
+            "the deleted pod to be gone",
+            lambda: victim["metadata"]["uid"] not in _uids(release.pods(release.model_server)),
+            180,
+            2,
+        )
         gone = load.mark()
         release.settle(release.model_server, 2)
         time.sleep(3)
         end = load.mark()
-    report.figure("model-server pod deleted (2 replicas)", "deleted pod gone after (drain)", f"{gone - start:.0f} s")
+    report.figure(
+        "model-server pod deleted (2 replicas)", "deleted pod gone after (drain)", f"{gone - start:.0f} s"
+    )
     _assert_phase(report, "model-server pod deleted (2 replicas)", LoadLoop.summary(load.since(start, end)))
     assert survivor["metadata"]["uid"] in _uids(release.pods(release.model_server))
 
@@ -225,8 +289,17 @@ def test_model_server_pod_deleted_under_load_fails_no_request(release, report, s
 def test_gateway_hpa_reads_cpu_and_scales_out_and_back_in(release, report, sample_image):
     image, _ = sample_image
     section = "gateway HPA"
-    release.helm("upgrade", RELEASE, ".", "--reuse-values", "-f", str(VALUES.with_name("hpa-values.yaml")),
-                 "--wait", "--timeout", "10m")
+    release.helm(
+        "upgrade",
+        RELEASE,
+        ".",
+        "--reuse-values",
+        "-f",
+        str(VALUES.with_name("hpa-values.yaml")),
+        "--wait",
+        "--timeout",
+        "10m",
+    )
     hpa_name = f"{RELEASE}-gateway"
 
     def hpa() -> dict:
@@ -239,7 +312,10 @@ def test_gateway_hpa_reads_cpu_and_scales_out_and_back_in(release, report, sampl
                 return value
         return None
 
-    target = release.cluster.get("hpa", hpa_name, namespace=release.namespace)["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"]
+    target = release.cluster.get("hpa", hpa_name, namespace=release.namespace)["spec"]["metrics"][0][
+        "resource"
+    ]["target"]["averageUtilization"]
+
     # At rest: the figure the HPA reads (kubectl get hpa) settles below the target once the
     # previous phases' load has left metrics-server's window.
     def at_rest():
@@ -251,23 +327,31 @@ def test_gateway_hpa_reads_cpu_and_scales_out_and_back_in(release, report, sampl
     # At rest: one replica, and a CPU figure (what kubectl get hpa shows) under the target.
     idle = wait_until("the gateway HPA at rest: 1 replica, CPU below its target", at_rest, 300, 3)
     release.settle(release.gateway, 1, timeout=180)
-    report.figure(section, "CPU at rest (kubectl get hpa)",
-                  f"{cpu(idle)} % of requests (target {target} %), {idle['status']['currentReplicas']} replica(s)")
+    report.figure(
+        section,
+        "CPU at rest (kubectl get hpa)",
+        f"{cpu(idle)} % of requests (target {target} %), {idle['status']['currentReplicas']} replica(s)",
+    )
     with release.load(image, rate=30, threads=8) as load:
         start = load.mark()
+
         def scaled_out():
             h = hpa()
             return h if h["status"].get("desiredReplicas", 1) > 1 else None
 
         busy = wait_until("the gateway HPA to scale out", scaled_out, 240, 3)
         out_at = load.mark()
-        report.figure(section, "under load: CPU, replicas wanted", f"{cpu(busy)} %, {busy['status']['desiredReplicas']}")
+        report.figure(
+            section, "under load: CPU, replicas wanted", f"{cpu(busy)} %, {busy['status']['desiredReplicas']}"
+        )
         release.settle(release.gateway, busy["status"]["desiredReplicas"], timeout=180)
         end = load.mark()
     report.figure(section, "load start -> scale-out decision", f"{out_at - start:.0f} s")
     _assert_phase(report, section, LoadLoop.summary(load.since(start, end)))
     started = time.monotonic()
-    wait_until("the gateway HPA to scale back in", lambda: hpa()["status"].get("desiredReplicas") == 1, 300, 5)
+    wait_until(
+        "the gateway HPA to scale back in", lambda: hpa()["status"].get("desiredReplicas") == 1, 300, 5
+    )
     release.settle(release.gateway, 1, timeout=180)
     report.figure(section, "load stop -> back to 1 replica", f"{time.monotonic() - started:.0f} s")
 
@@ -275,10 +359,20 @@ def test_gateway_hpa_reads_cpu_and_scales_out_and_back_in(release, report, sampl
 def test_uninstall_leaves_nothing_of_the_release(release, report):
     release.helm("uninstall", RELEASE, "--wait", "--timeout", "5m")
     # Pods end after their drain (the model server's grace period).
-    wait_until("the release's pods to be gone",
-               lambda: not release.pods(f"app.kubernetes.io/instance={RELEASE}"), 180, 3)
-    left = release.cluster.kubectl("get", "all,configmap,secret,ingress,networkpolicy,pdb,hpa,serviceaccount,pvc",
-                                   "-n", release.namespace, "-o", "name").stdout.split()
+    wait_until(
+        "the release's pods to be gone",
+        lambda: not release.pods(f"app.kubernetes.io/instance={RELEASE}"),
+        180,
+        3,
+    )
+    left = release.cluster.kubectl(
+        "get",
+        "all,configmap,secret,ingress,networkpolicy,pdb,hpa,serviceaccount,pvc",
+        "-n",
+        release.namespace,
+        "-o",
+        "name",
+    ).stdout.split()
     # What every namespace has on its own: the default service account and the cluster's CA bundle.
     left = [name for name in left if name not in ("serviceaccount/default", "configmap/kube-root-ca.crt")]
     report.figure("uninstall", "objects left in the namespace", ", ".join(left) or "none")

@@ -2,6 +2,7 @@
 cluster tier), and cleanup: every container and network a test creates carries a label and is
 removed at the end of the test, pass or fail.
 """
+
 from __future__ import annotations
 
 import pathlib

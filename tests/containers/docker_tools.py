@@ -1,4 +1,5 @@
 """Docker helpers shared by the container tier's fixtures and tests (no fixtures here)."""
+
 from __future__ import annotations
 
 import os
@@ -124,7 +125,6 @@ def wait_http(url: str, timeout: float = 120, container: str | None = None) -> N
                 raise AssertionError(f"{container} {state}:\n{logs.stdout}{logs.stderr}")
         time.sleep(1)
     raise AssertionError(f"{url} not ready after {timeout} s (last: {last})")
-
 
 
 def demo_sample() -> tuple[pathlib.Path, str]:

@@ -6,6 +6,7 @@ The engine is started by scripts/docker-engine.sh when none answers (and stopped
 if this session started it). Every image is built FROM the mmdebstrap base image
 (scripts/base-image.sh), never from Docker Hub.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,10 +18,30 @@ import time
 
 import pytest
 import requests
-from docker_tools import BASE_IMAGE, DEMO_DIR, LOG_DIR, MODEL_NAME, ROOT, ImageBuilder, docker, free_port, image_tag
+from docker_tools import (
+    BASE_IMAGE,
+    DEMO_DIR,
+    LOG_DIR,
+    MODEL_NAME,
+    ROOT,
+    ImageBuilder,
+    docker,
+    free_port,
+    image_tag,
+)
 
-__all__ = ["docker_engine", "base_image", "build_image", "gateway_image", "loader_image",
-           "model_server_image", "demo_model_base", "demo_model_image", "local_registry", "oci_release"]
+__all__ = [
+    "docker_engine",
+    "base_image",
+    "build_image",
+    "gateway_image",
+    "loader_image",
+    "model_server_image",
+    "demo_model_base",
+    "demo_model_image",
+    "local_registry",
+    "oci_release",
+]
 
 
 @pytest.fixture(scope="session")
@@ -71,9 +92,22 @@ def demo_model_base(tmp_path_factory) -> pathlib.Path:
     containers' non-root users can read it through a bind mount."""
     base = tmp_path_factory.mktemp("models")
     proc = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "model"), "convert", str(DEMO_DIR / "clothing-model.keras"),
-         "--labels", str(DEMO_DIR / "labels.txt"), "--out", str(base), "--name", MODEL_NAME, "--version", "1"],
-        capture_output=True, text=True, timeout=600,
+        [
+            str(ROOT / ".venv" / "bin" / "model"),
+            "convert",
+            str(DEMO_DIR / "clothing-model.keras"),
+            "--labels",
+            str(DEMO_DIR / "labels.txt"),
+            "--out",
+            str(base),
+            "--name",
+            MODEL_NAME,
+            "--version",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, f"model convert failed:\n{proc.stderr[-4000:]}"
     for path in [base, *base.rglob("*")]:
@@ -85,10 +119,23 @@ def demo_model_base(tmp_path_factory) -> pathlib.Path:
 def demo_model_image(build_image, loader_image, demo_model_base) -> str:
     """The demo model as a model image (model/Dockerfile.model-image: the loader + /model)."""
     tag = image_tag("clothing-model")
-    proc = docker("build", "-f", str(ROOT / "model" / "Dockerfile.model-image"), "-t", tag,
-                  "--build-arg", f"LOADER_IMAGE={loader_image}", "--build-arg", f"MODEL_DIR={MODEL_NAME}/1",
-                  "--build-arg", f"MODEL_NAME={MODEL_NAME}", "--build-arg", "MODEL_VERSION=1",
-                  str(demo_model_base), timeout=600)
+    proc = docker(
+        "build",
+        "-f",
+        str(ROOT / "model" / "Dockerfile.model-image"),
+        "-t",
+        tag,
+        "--build-arg",
+        f"LOADER_IMAGE={loader_image}",
+        "--build-arg",
+        f"MODEL_DIR={MODEL_NAME}/1",
+        "--build-arg",
+        f"MODEL_NAME={MODEL_NAME}",
+        "--build-arg",
+        "MODEL_VERSION=1",
+        str(demo_model_base),
+        timeout=600,
+    )
     assert proc.returncode == 0
     return tag
 
@@ -103,10 +150,17 @@ def local_registry(tmp_path_factory) -> str:
     address = f"127.0.0.1:{free_port()}"
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = open(LOG_DIR / "registry.log", "wb")
-    env = {**os.environ, "REGISTRY_HTTP_ADDR": address,
-           "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(tmp_path_factory.mktemp("registry"))}
-    process = subprocess.Popen([binary, "serve", str(ROOT / "scripts" / "release" / "registry.yml")],
-                               env=env, stdout=log, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "REGISTRY_HTTP_ADDR": address,
+        "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(tmp_path_factory.mktemp("registry")),
+    }
+    process = subprocess.Popen(
+        [binary, "serve", str(ROOT / "scripts" / "release" / "registry.yml")],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while True:
         assert process.poll() is None, f"registry exited: {(LOG_DIR / 'registry.log').read_text()[-2000:]}"
@@ -149,22 +203,41 @@ class Release:
 
     def install_command(self) -> list[str]:
         """The `helm install` line make release printed, as words."""
-        line = next(l for l in self.stdout.splitlines() if l.strip().startswith("helm install "))
+        line = next(out for out in self.stdout.splitlines() if out.strip().startswith("helm install "))
         return line.split()
 
 
 @pytest.fixture(scope="session")
-def oci_release(local_registry, gateway_image, loader_image, model_server_image, base_image, tmp_path_factory) -> Release:
+def oci_release(
+    local_registry, gateway_image, loader_image, model_server_image, base_image, tmp_path_factory
+) -> Release:
     """`make release` against the local registry, signed with a key pair made for this session.
     The tier's own image fixtures ran first, so the release's docker builds are cache hits."""
     work = tmp_path_factory.mktemp("release")
     key = work / "keys" / "cosign.key"
-    env = {**os.environ, "COSIGN_KEY": str(key), "COSIGN_PASSWORD": "", "OUT": str(work / "out"),
-           "BASE_IMAGE": base_image}
+    env = {
+        **os.environ,
+        "COSIGN_KEY": str(key),
+        "COSIGN_PASSWORD": "",
+        "OUT": str(work / "out"),
+        "BASE_IMAGE": base_image,
+    }
     started = time.monotonic()
-    proc = subprocess.run(["make", "--no-print-directory", "release", f"REGISTRY={local_registry}",
-                           "OWNER=keras-serving", "SIGN=key"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "release",
+            f"REGISTRY={local_registry}",
+            "OWNER=keras-serving",
+            "SIGN=key",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert proc.returncode == 0, f"make release failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     yield Release(local_registry, work / "out", key, proc.stdout, time.monotonic() - started)
     # The registry is gone after the session: drop the engine's names for it (layers stay cached

@@ -1,6 +1,7 @@
 """Each image the project ships builds from its Dockerfile on the local base image and behaves:
 non-root, the right things importable (and TensorFlow not, where it must not be), a working
 entry point. Sizes are written to docs/image-sizes.md."""
+
 from __future__ import annotations
 
 import datetime
@@ -12,7 +13,7 @@ import threading
 
 import pytest
 import requests
-from docker_tools import (BASE_IMAGE, MODEL_NAME, ROOT, docker, image_tag, published_port, wait_http)
+from docker_tools import BASE_IMAGE, MODEL_NAME, ROOT, docker, published_port, wait_http
 
 SIZES_DOC = ROOT / "docs" / "image-sizes.md"
 _sizes: dict[str, int] = {}
@@ -57,7 +58,9 @@ def assert_non_root(tag: str) -> None:
     uid = user.split(":")[0]
     assert uid.isdigit() and int(uid) != 0, f"{tag} must declare a numeric non-root USER, has {user!r}"
     # Python, not `id`: the gateway image has no coreutils beyond `sleep`.
-    seen = docker("run", "--rm", "--entrypoint", "python3", tag, "-c", "import os; print(os.getuid())").stdout.strip()
+    seen = docker(
+        "run", "--rm", "--entrypoint", "python3", tag, "-c", "import os; print(os.getuid())"
+    ).stdout.strip()
     assert seen == uid, f"{tag} runs as uid {seen}, image declares {uid}"
 
 
@@ -86,7 +89,10 @@ def assert_no_tensorflow(tag: str) -> None:
 def test_gateway_image_is_non_root_small_and_without_tensorflow(gateway_image):
     assert_non_root(gateway_image)
     assert_no_tensorflow(gateway_image)
-    python_in(gateway_image, "import gateway.app, gateway.selftest, tensorflow_serving.apis.prediction_service_pb2_grpc")
+    python_in(
+        gateway_image,
+        "import gateway.app, gateway.selftest, tensorflow_serving.apis.prediction_service_pb2_grpc",
+    )
     assert record_size(gateway_image) < 150e6
 
 
@@ -102,9 +108,17 @@ def test_gateway_image_has_no_shell_or_package_tools_but_keeps_the_prestop_sleep
 def test_gateway_answers_healthz_on_a_read_only_root_filesystem(gateway_image, containers):
     # No model server behind it: liveness must not depend on one, readiness must say not ready.
     name = containers.run(
-        gateway_image, role="gateway",
-        options=("--read-only", "--tmpfs", "/tmp", "-p", "127.0.0.1::9696",
-                 "-e", "TF_SERVING_HOST=127.0.0.1:1"),
+        gateway_image,
+        role="gateway",
+        options=(
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "-p",
+            "127.0.0.1::9696",
+            "-e",
+            "TF_SERVING_HOST=127.0.0.1:1",
+        ),
     )
     port = published_port(name, 9696)
     wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60, container=name)
@@ -161,8 +175,9 @@ def _writable_dir(tmp_path):
     return dest
 
 
-def test_loader_fetch_verifies_the_checksum_and_unpacks_the_version(loader_image, archive_server, tmp_path,
-                                                                    demo_model_base):
+def test_loader_fetch_verifies_the_checksum_and_unpacks_the_version(
+    loader_image, archive_server, tmp_path, demo_model_base
+):
     url, sha256 = archive_server
     dest = _writable_dir(tmp_path)
     run = ("run", "--rm", "--network", "host", "-v", f"{dest}:/models", loader_image, "fetch", "--url", url)
@@ -172,9 +187,12 @@ def test_loader_fetch_verifies_the_checksum_and_unpacks_the_version(loader_image
 
     docker(*run, "--sha256", sha256, "--dest", f"/models/{MODEL_NAME}/1")
     got = dest / MODEL_NAME / "1"
-    assert (got / "saved_model.pb").read_bytes() == (demo_model_base / MODEL_NAME / "1" / "saved_model.pb").read_bytes()
-    assert (got / "assets.extra" / "labels.txt").read_text().split() == \
-        (ROOT / "model" / "demo" / "labels.txt").read_text().split()
+    assert (got / "saved_model.pb").read_bytes() == (
+        demo_model_base / MODEL_NAME / "1" / "saved_model.pb"
+    ).read_bytes()
+    assert (got / "assets.extra" / "labels.txt").read_text().split() == (
+        ROOT / "model" / "demo" / "labels.txt"
+    ).read_text().split()
 
 
 def test_model_image_copies_its_savedmodel_into_the_volume(demo_model_image, tmp_path, demo_model_base):
@@ -183,8 +201,10 @@ def test_model_image_copies_its_savedmodel_into_the_volume(demo_model_image, tmp
     dest = _writable_dir(tmp_path)
     docker("run", "--rm", "-v", f"{dest}:/models", demo_model_image)
     got = dest / MODEL_NAME / "1"
-    expected = sorted(p.relative_to(demo_model_base / MODEL_NAME / "1").as_posix()
-                      for p in (demo_model_base / MODEL_NAME / "1").rglob("*"))
+    expected = sorted(
+        p.relative_to(demo_model_base / MODEL_NAME / "1").as_posix()
+        for p in (demo_model_base / MODEL_NAME / "1").rglob("*")
+    )
     assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*")) == expected
 
 
@@ -194,10 +214,14 @@ def test_model_server_dev_image_serves_the_model_over_rest(model_server_image, d
     record_size(model_server_image)
     # The chart's command: the image must answer to TF Serving's executable name and flags.
     name = containers.run(
-        model_server_image, "tensorflow_model_server", "--port=8500", "--rest_api_port=8501",
-        f"--model_name={MODEL_NAME}", f"--model_base_path=/models/{MODEL_NAME}",
-        role="model-server", options=("-v", f"{demo_model_base}:/models:ro", "-p", "127.0.0.1::8501",
-                                      "--entrypoint", ""),
+        model_server_image,
+        "tensorflow_model_server",
+        "--port=8500",
+        "--rest_api_port=8501",
+        f"--model_name={MODEL_NAME}",
+        f"--model_base_path=/models/{MODEL_NAME}",
+        role="model-server",
+        options=("-v", f"{demo_model_base}:/models:ro", "-p", "127.0.0.1::8501", "--entrypoint", ""),
     )
     port = published_port(name, 8501)
     wait_http(f"http://127.0.0.1:{port}/v1/models/{MODEL_NAME}", timeout=180, container=name)

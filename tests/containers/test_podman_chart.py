@@ -10,6 +10,7 @@ has no control plane). Podman creates no Services, so the gateway pod gets a hos
 mapping the model server's Service names to the model-server pod's IP, which is what cluster DNS
 would answer for the headless Service.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,13 +48,18 @@ def podman_env(tmp_path_factory):
 def podman_images(podman_env, gateway_image, model_server_image, demo_model_image):
     """Copy the images the tier built from Docker's store into podman's (podman has its own)."""
     tags = [gateway_image, model_server_image, demo_model_image]
-    missing = [t for t in tags if podman("image", "exists", t, env=podman_env, check=False).returncode != 0
-               or _image_id("docker", t) != _image_id("podman", t, podman_env)]
+    missing = [
+        t
+        for t in tags
+        if podman("image", "exists", t, env=podman_env, check=False).returncode != 0
+        or _image_id("docker", t) != _image_id("podman", t, podman_env)
+    ]
     if missing:
         replaced = {_image_id("podman", t, podman_env) for t in missing} - {""}
         save = subprocess.Popen(["docker", "save", *missing], stdout=subprocess.PIPE)
-        load = subprocess.run(["podman", "load"], stdin=save.stdout, capture_output=True, text=True,
-                              env=podman_env, timeout=900)
+        load = subprocess.run(
+            ["podman", "load"], stdin=save.stdout, capture_output=True, text=True, env=podman_env, timeout=900
+        )
         save.stdout.close()
         assert save.wait(timeout=60) == 0 and load.returncode == 0, load.stderr[-3000:]
         # The previous builds of these tags are now untagged in podman's store: drop them.
@@ -63,31 +69,47 @@ def podman_images(podman_env, gateway_image, model_server_image, demo_model_imag
 
 
 def _image_id(tool: str, tag: str, env: dict | None = None) -> str:
-    proc = subprocess.run([tool, "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True,
-                          text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [tool, "image", "inspect", "--format", "{{.Id}}", tag],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     return proc.stdout.strip().removeprefix("sha256:")
 
 
 def render_chart() -> list[dict]:
     proc = subprocess.run(
         ["helm", "template", RELEASE, str(ROOT), "--namespace", NAMESPACE, "-f", str(VALUES)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
 def pick(docs: list[dict], kind: str, component: str) -> dict:
-    found = [d for d in docs if d["kind"] == kind
-             and d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component]
+    found = [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
+    ]
     assert len(found) == 1, f"expected one {kind} for {component}, found {len(found)}"
     return found[0]
 
 
 def pod_ip(pod: str, network: str, env: dict) -> str:
     infra = podman("pod", "inspect", "--format", "{{.InfraContainerID}}", pod, env=env).stdout.strip()
-    return podman("inspect", "--format", f"{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}",
-                  infra, env=env).stdout.strip()
+    return podman(
+        "inspect",
+        "--format",
+        f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}',
+        infra,
+        env=env,
+    ).stdout.strip()
 
 
 def wait_for(check, what: str, timeout: float, diagnose) -> None:
@@ -108,12 +130,15 @@ def test_rendered_deployments_serve_a_prediction_under_podman(podman_env, podman
     gateway = pick(docs, "Deployment", "gateway")
     configmaps = [d for d in docs if d["kind"] == "ConfigMap"]
     # The pods run exactly what the chart rendered, except for what podman lacks (see module doc).
-    headless = next(d["metadata"]["name"] for d in docs
-                    if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None")
+    headless = next(
+        d["metadata"]["name"] for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None"
+    )
     # podman 4.3 removes a finished "once" init container and can race with its exit
     # ("cannot remove container ... as it is running", podman issue 18477); "always" keeps it.
     # For a Deployment podman reads this from the Deployment's own annotations.
-    model_server["metadata"].setdefault("annotations", {})["io.podman.annotations.init.container.type"] = "always"
+    model_server["metadata"].setdefault("annotations", {})["io.podman.annotations.init.container.type"] = (
+        "always"
+    )
     network = f"ks-podman-{uuid.uuid4().hex[:8]}"
     files = {"model-server": tmp_path / "model-server.yaml", "gateway": tmp_path / "gateway.yaml"}
     files["model-server"].write_text(yaml.safe_dump_all([*configmaps, model_server]))
@@ -132,8 +157,14 @@ def test_rendered_deployments_serve_a_prediction_under_podman(podman_env, podman
         ms_pod = f"{model_server['metadata']['name']}-pod-0"
         ms_ip = pod_ip(ms_pod, network, podman_env)
         model_url = f"http://{ms_ip}:8501/v1/models/clothing-model"
-        wait_for(lambda: requests.get(model_url, timeout=3).json()["model_version_status"][0]["state"]
-                 == "AVAILABLE", "model server AVAILABLE", 300, diagnose)
+        wait_for(
+            lambda: (
+                requests.get(model_url, timeout=3).json()["model_version_status"][0]["state"] == "AVAILABLE"
+            ),
+            "model server AVAILABLE",
+            300,
+            diagnose,
+        )
 
         service_names = [f"{headless}.{NAMESPACE}.svc.cluster.local", f"{headless}.{NAMESPACE}.svc", headless]
         gateway["spec"]["template"]["spec"]["hostAliases"] = [{"ip": ms_ip, "hostnames": service_names}]
@@ -141,27 +172,44 @@ def test_rendered_deployments_serve_a_prediction_under_podman(podman_env, podman
         podman("kube", "play", "--network", network, str(files["gateway"]), env=podman_env)
         gw_ip = pod_ip(f"{gateway['metadata']['name']}-pod-0", network, podman_env)
         gateway_url = f"http://{gw_ip}:9696"
-        wait_for(lambda: requests.get(f"{gateway_url}/readyz", timeout=3).status_code == 200,
-                 "gateway /readyz 200", 180, diagnose)
+        wait_for(
+            lambda: requests.get(f"{gateway_url}/readyz", timeout=3).status_code == 200,
+            "gateway /readyz 200",
+            180,
+            diagnose,
+        )
 
         image, expected = demo_sample()
         scores = predict_base64(gateway_url, image)
         assert len(scores) == 10 and max(scores, key=scores.get) == expected, scores
         # The securityContext the chart renders is in force: the gateway runs as uid 10001.
-        uid = podman("exec", f"{gateway['metadata']['name']}-pod-0-gateway", "python3", "-c", "import os; print(os.getuid())",
-                     env=podman_env)
+        uid = podman(
+            "exec",
+            f"{gateway['metadata']['name']}-pod-0-gateway",
+            "python3",
+            "-c",
+            "import os; print(os.getuid())",
+            env=podman_env,
+        )
         assert uid.stdout.strip() == "10001"
     finally:
         for f in files.values():
             if f.exists():
                 podman("kube", "down", str(f), env=podman_env, check=False)
         podman("network", "rm", "-f", network, env=podman_env, check=False)
-    left = podman("pod", "ps", "-q", "--filter", f"name={RELEASE}-", env=podman_env, check=False).stdout.split()
+    left = podman(
+        "pod", "ps", "-q", "--filter", f"name={RELEASE}-", env=podman_env, check=False
+    ).stdout.split()
     assert not left, f"pods left behind: {left}"
 
 
 def test_podman_values_point_at_the_locally_built_images():
     docs = render_chart()
-    images = {c["image"] for d in docs if d["kind"] == "Deployment"
-              for c in d["spec"]["template"]["spec"].get("initContainers", []) + d["spec"]["template"]["spec"]["containers"]}
+    images = {
+        c["image"]
+        for d in docs
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"].get("initContainers", [])
+        + d["spec"]["template"]["spec"]["containers"]
+    }
     assert images == {image_tag("gateway"), image_tag("model-server-dev"), image_tag("clothing-model")}

@@ -3,6 +3,7 @@
 
 Ports are chosen free for each test and passed through the variables scripts/stack.sh reads, so a
 developer's own `make up` on the default ports does not collide with the tests."""
+
 from __future__ import annotations
 
 import base64
@@ -17,6 +18,7 @@ import time
 
 import pytest
 import requests
+
 from support.phone_photos import STORED_AS, phone_photo, upright_pixels
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -38,17 +40,26 @@ def stack_env(tmp_path):
     """Free ports and a private pid/log folder: a developer's own `make up` is left alone."""
     ports = {name: free_port() for name in ("GATEWAY_PORT", "GRPC_PORT", "REST_PORT", "SAMPLES_PORT")}
     run_dir = tmp_path / "stack"
-    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "STACK_DIR": str(run_dir),
-           "DEMO_DIR": str(tmp_path / "demo")}
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in ports.items()},
+        "STACK_DIR": str(run_dir),
+        "DEMO_DIR": str(tmp_path / "demo"),
+    }
     yield env, ports, run_dir
     # Whatever happened in the test, leave no stack running (make up's, and make demo's).
     subprocess.run(["make", "-s", "down"], cwd=ROOT, env=env, timeout=120, check=False)
-    subprocess.run(["make", "-s", "down"], cwd=ROOT, env={**env, "STACK_DIR": env["DEMO_DIR"]}, timeout=120,
-                   check=False)
+    subprocess.run(
+        ["make", "-s", "down"], cwd=ROOT, env={**env, "STACK_DIR": env["DEMO_DIR"]}, timeout=120, check=False
+    )
 
 
 def recorded_pids(run_dir: pathlib.Path) -> dict[str, int]:
-    return {svc: int((run_dir / f"{svc}.pid").read_text()) for svc in SERVICES if (run_dir / f"{svc}.pid").exists()}
+    return {
+        svc: int((run_dir / f"{svc}.pid").read_text())
+        for svc in SERVICES
+        if (run_dir / f"{svc}.pid").exists()
+    }
 
 
 def listening(port: int) -> bool:
@@ -90,18 +101,26 @@ def test_make_demo_prints_ten_scores_with_the_right_top_class_and_stops_everythi
 def readme_quick_start() -> list[str]:
     """The lines of the README's Quick start output block (the ``` block after step 4)."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Quick start"):]
-    block = section[section.index("4. Sends"):]
-    block = block[block.index("```") + 3:]
-    return [line.strip() for line in block[:block.index("```")].strip().splitlines()]
+    section = text[text.index("## Quick start") :]
+    block = section[section.index("4. Sends") :]
+    block = block[block.index("```") + 3 :]
+    return [line.strip() for line in block[: block.index("```")].strip().splitlines()]
 
 
 def assert_readme_quick_start_matches(output: str, ports: dict) -> None:
     """The README shows what `make demo` prints: the same sample file, top class (and score),
     accuracy, and scores within printing noise. The run used free ports; the README the defaults."""
-    ran = [line.strip() for line in output.splitlines() if line.startswith(("==> curl", "==> top class", "==> the demo", "{"))]
-    ran = [line.replace(f"localhost:{ports['GATEWAY_PORT']}", "localhost:9696")
-               .replace(f"127.0.0.1:{ports['SAMPLES_PORT']}", "127.0.0.1:8088") for line in ran]
+    ran = [
+        line.strip()
+        for line in output.splitlines()
+        if line.startswith(("==> curl", "==> top class", "==> the demo", "{"))
+    ]
+    ran = [
+        line.replace(f"localhost:{ports['GATEWAY_PORT']}", "localhost:9696").replace(
+            f"127.0.0.1:{ports['SAMPLES_PORT']}", "127.0.0.1:8088"
+        )
+        for line in ran
+    ]
     shown = readme_quick_start()
     assert len(shown) == len(ran) == 4, (shown, ran)
     assert shown[0] == ran[0], "README Quick start: the curl line (sample file) differs from make demo's"
@@ -121,9 +140,22 @@ def test_make_up_serves_curl_until_make_down_stops_every_process(stack_env):
 
     url = f"http://127.0.0.1:{ports['SAMPLES_PORT']}/{DEMO_IMAGE}"
     curl = subprocess.run(
-        ["curl", "-sS", "--max-time", "60", "-X", "POST", f"localhost:{ports['GATEWAY_PORT']}/predict",
-         "-H", "Content-Type: application/json", "-d", json.dumps({"url": url})],
-        capture_output=True, text=True, timeout=90,
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "60",
+            "-X",
+            "POST",
+            f"localhost:{ports['GATEWAY_PORT']}/predict",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps({"url": url}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     scores = json.loads(curl.stdout)
     assert max(scores, key=scores.get) == DEMO_CLASS
@@ -153,8 +185,15 @@ def test_make_up_serves_curl_until_make_down_stops_every_process(stack_env):
 def test_ctrl_c_during_make_demo_leaves_nothing_behind(stack_env):
     env, ports, _ = stack_env
     run_dir = pathlib.Path(env["DEMO_DIR"])
-    demo = subprocess.Popen(["make", "demo"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    demo = subprocess.Popen(
+        ["make", "demo"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         # Interrupt once all three processes run (the stack is starting or answering).
         deadline = time.monotonic() + 300
@@ -197,18 +236,32 @@ def test_make_up_with_your_model_leaves_the_demo_state_alone_and_logs_are_per_ru
     mine.write_bytes((ROOT / "model" / "demo" / "clothing-model.keras").read_bytes())
     custom = {**env, "MODEL_NAME": "my-model"}
     for _ in range(2):
-        up = subprocess.run(["make", "up", f"MODEL={mine}", f"LABELS={ROOT / 'model' / 'demo' / 'labels.txt'}"],
-                            cwd=ROOT, env=custom, capture_output=True, text=True, timeout=600)
+        up = subprocess.run(
+            ["make", "up", f"MODEL={mine}", f"LABELS={ROOT / 'model' / 'demo' / 'labels.txt'}"],
+            cwd=ROOT,
+            env=custom,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         status = requests.get(f"http://127.0.0.1:{ports['REST_PORT']}/v1/models/my-model", timeout=10).json()
         assert status["model_version_status"][0]["state"] == "AVAILABLE", status
         assert (run_dir / "models" / "my-model" / "1" / "saved_model.pb").is_file()
-        down = subprocess.run(["make", "down"], cwd=ROOT, env=custom, capture_output=True, text=True, timeout=120)
+        down = subprocess.run(
+            ["make", "down"], cwd=ROOT, env=custom, capture_output=True, text=True, timeout=120
+        )
         assert down.returncode == 0, down.stderr
     log = (run_dir / "gateway.log").read_text()
     assert log.count("gateway listening") == 1, "the log should hold the last run only"
-    demo = subprocess.run(["make", "demo"], cwd=ROOT, env={**env, "MODEL": str(mine), "MODEL_NAME": "my-model"},
-                          capture_output=True, text=True, timeout=600)
+    demo = subprocess.run(
+        ["make", "demo"],
+        cwd=ROOT,
+        env={**env, "MODEL": str(mine), "MODEL_NAME": "my-model"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert f"top class: {DEMO_CLASS}" in demo.stdout
     assert not (pathlib.Path(env["DEMO_DIR"]) / "models" / "my-model").exists()

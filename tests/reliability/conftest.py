@@ -1,6 +1,7 @@
 """Reliability tier (integration): real `model serve`, real `python -m gateway`, real HTTP image
 servers, all on loopback. Also the collector that turns each test's figures into
 docs/reliability.md at the end of the run."""
+
 from __future__ import annotations
 
 import inspect
@@ -96,7 +97,9 @@ def model_base(tmp_path_factory) -> pathlib.Path:
     base = tmp_path_factory.mktemp("small-model")
     subprocess.run(
         [sys.executable, "-c", _BUILD_MODEL, str(base), ",".join(LABELS), MODEL_NAME],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     return base / "models" / MODEL_NAME
 

@@ -8,6 +8,7 @@ Routes:
   /chain/<n>             n redirects, then /small.jpg
   /to?location=URL       302 to URL (a redirect to somewhere the gateway must not go)
 """
+
 from __future__ import annotations
 
 import http.server
@@ -22,7 +23,9 @@ from PIL import Image
 def small_jpeg(size: int = 48, seed: int = 0) -> bytes:
     """A photo-like JPEG: a smooth gradient with a little texture, `size` px square."""
     image = Image.linear_gradient("L").resize((size, size)).convert("RGB")
-    image = Image.merge("RGB", (image.getchannel(0), image.getchannel(1).rotate(90 + seed), image.getchannel(2).rotate(180)))
+    image = Image.merge(
+        "RGB", (image.getchannel(0), image.getchannel(1).rotate(90 + seed), image.getchannel(2).rotate(180))
+    )
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85)
     return out.getvalue()
@@ -30,7 +33,7 @@ def small_jpeg(size: int = 48, seed: int = 0) -> bytes:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *args):
         pass
@@ -91,7 +94,9 @@ class ImageServer:
         self.host = host
         self.port = self.httpd.server_address[1]
         self.base = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
 
     @property
     def hits(self) -> dict[str, int]:
@@ -104,7 +109,7 @@ class ImageServer:
     def url(self, path: str) -> str:
         return self.base + path
 
-    def __enter__(self) -> "ImageServer":
+    def __enter__(self) -> ImageServer:
         self._thread.start()
         return self
 

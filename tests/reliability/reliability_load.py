@@ -1,5 +1,6 @@
 """A bounded closed-loop load generator: `concurrency` client threads, each with its own
 keep-alive session, share a fixed number of requests. Used by the soak test and bench/soak.py."""
+
 from __future__ import annotations
 
 import base64

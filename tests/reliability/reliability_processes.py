@@ -1,5 +1,6 @@
 """Real processes for the reliability tier: `model serve` and `python -m gateway`, started on
 loopback, stopped by pid, plus the /proc figures (RSS, threads, fds) the leak checks compare."""
+
 from __future__ import annotations
 
 import os
@@ -46,7 +47,9 @@ class ModelServerProcess:
     """`model serve` for one model base path on a fixed loopback gRPC port (fixed so that a
     restart comes back where the gateway's channel expects it)."""
 
-    def __init__(self, base_path: pathlib.Path, model_name: str, log_dir: pathlib.Path, port: int | None = None):
+    def __init__(
+        self, base_path: pathlib.Path, model_name: str, log_dir: pathlib.Path, port: int | None = None
+    ):
         self.base_path = base_path
         self.model_name = model_name
         self.port = port or free_port()
@@ -57,12 +60,19 @@ class ModelServerProcess:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 120) -> "ModelServerProcess":
+    def start(self, timeout: float = 120) -> ModelServerProcess:
         command = [
-            str(VENV_BIN / "model"), "serve", "--host", "127.0.0.1", f"--port={self.port}",
-            "--rest_api_port=0", f"--model_name={self.model_name}",
-            f"--model_base_path={self.base_path}", "--file_system_poll_wait_seconds=0",
-            "--grpc_workers=32", "--log_level=WARNING",
+            str(VENV_BIN / "model"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            f"--port={self.port}",
+            "--rest_api_port=0",
+            f"--model_name={self.model_name}",
+            f"--model_base_path={self.base_path}",
+            "--file_system_poll_wait_seconds=0",
+            "--grpc_workers=32",
+            "--log_level=WARNING",
         ]
         log = open(self.log_path, "ab")
         offset = log.tell()  # a restart appends to the same log: look only at the new part
@@ -72,7 +82,9 @@ class ModelServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"model serve exited with {self.process.returncode}:\n{_tail(self.log_path)}")
+                raise RuntimeError(
+                    f"model serve exited with {self.process.returncode}:\n{_tail(self.log_path)}"
+                )
             if b"model serve: listening" in self._log_since(offset):
                 return self
             time.sleep(0.1)
@@ -108,7 +120,13 @@ class GatewayProcess:
 
     def __init__(self, env: dict[str, str], log_dir: pathlib.Path, port: int | None = None):
         self.port = port or free_port()
-        self.env = {**os.environ, **env, "PORT": str(self.port), "LISTEN_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            **env,
+            "PORT": str(self.port),
+            "LISTEN_HOST": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+        }
         self.log_path = log_dir / f"gateway-{self.port}.log"
         self.base = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -122,10 +140,14 @@ class GatewayProcess:
         assert self.process is not None
         return self.process.pid
 
-    def start(self, timeout: float = 90) -> "GatewayProcess":
+    def start(self, timeout: float = 90) -> GatewayProcess:
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([*self.launcher, sys.executable, "-m", "gateway"], env=self.env,
-                                        stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [*self.launcher, sys.executable, "-m", "gateway"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -164,7 +186,7 @@ class GatewayProcess:
             self.process.kill()
             self.process.wait(10)
 
-    def __enter__(self) -> "GatewayProcess":
+    def __enter__(self) -> GatewayProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -4,6 +4,7 @@ The table is produced by the test run itself (never edited by hand): every test 
 figures gets one row with its outcome, what it does and the numbers it measured. Tests that did
 not run in this session are listed as such, so a partial run cannot pass for a full one.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -43,7 +44,7 @@ class ReliabilityReport:
                 row.outcome = outcome
 
     def markdown(self, duration_seconds: float) -> str:
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines = [
             "# Reliability: measured by the test run",
             "",
@@ -60,7 +61,9 @@ class ReliabilityReport:
             "|---|---|---|---|",
         ]
         for row in self.rows.values():
-            figures = "; ".join(f"{key.replace('_', ' ')}: {_fmt(value)}" for key, value in row.figures.items())
+            figures = "; ".join(
+                f"{key.replace('_', ' ')}: {_fmt(value)}" for key, value in row.figures.items()
+            )
             lines.append(f"| `{row.test}` | {row.does} | {row.outcome} | {figures or '-'} |")
         lines.append("")
         return "\n".join(lines)

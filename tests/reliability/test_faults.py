@@ -1,4 +1,5 @@
 """Faults: the model server dies under load and comes back; an image server stalls."""
+
 from __future__ import annotations
 
 import base64
@@ -9,7 +10,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-
 from reliability_images import small_jpeg
 from reliability_processes import MODEL_NAME, ModelServerProcess, gateway_env
 
@@ -38,7 +38,11 @@ class _Prober:
                 try:
                     response = session.post(self.base + "/predict", json=self.body, timeout=30)
                     status = response.status_code
-                    body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else response.text
+                    body = (
+                        response.json()
+                        if response.headers.get("Content-Type", "").startswith("application/json")
+                        else response.text
+                    )
                 except requests.RequestException as error:
                     status, body = 0, repr(error)
                 with self._lock:
@@ -70,34 +74,44 @@ def _wait_for(predicate, timeout: float, step: float = 0.05) -> float | None:
     return None
 
 
-def test_model_server_killed_under_load_then_restarted(model_base, logs_dir, image_server, start_gateway, record):
+def test_model_server_killed_under_load_then_restarted(
+    model_base, logs_dir, image_server, start_gateway, record
+):
     """SIGKILL the model server during load: every answer is a quick 503 JSON, /readyz turns
     unready; restart it on the same port: predictions succeed again within 2 s, same gateway."""
     server = ModelServerProcess(model_base, MODEL_NAME, logs_dir).start()
     try:
-        gateway = start_gateway(gateway_env(server.target, image_server.port, GRPC_TIMEOUT_SECONDS=str(GRPC_TIMEOUT)))
+        gateway = start_gateway(
+            gateway_env(server.target, image_server.port, GRPC_TIMEOUT_SECONDS=str(GRPC_TIMEOUT))
+        )
         gateway.wait_ready()
         gateway_pid = gateway.pid
         with _Prober(gateway.base, threads=8) as prober:
             assert _wait_for(lambda: sum(a[2] == 200 for a in prober.answers) >= 50, 60), prober.answers[-5:]
             killed_at = time.monotonic()
             server.kill()
-            unready_after = _wait_for(lambda: requests.get(gateway.base + "/readyz", timeout=10).status_code == 503, 10)
+            unready_after = _wait_for(
+                lambda: requests.get(gateway.base + "/readyz", timeout=10).status_code == 503, 10
+            )
             time.sleep(3)  # load keeps coming while the model server is gone
             down = [a for a in prober.since(killed_at + 0.5)]
 
             server.start()  # same port; TensorFlow import and model load take a few seconds
             back_at = time.monotonic()
             recovered_after = _wait_for(lambda: any(a[2] == 200 for a in prober.since(back_at)), 10, 0.01)
-            ready_after = _wait_for(lambda: requests.get(gateway.base + "/readyz", timeout=10).status_code == 200, 10)
+            ready_after = _wait_for(
+                lambda: requests.get(gateway.base + "/readyz", timeout=10).status_code == 200, 10
+            )
             time.sleep(1)
             after_restart = prober.since(back_at)
             after_recovery = prober.since(back_at + (recovered_after or 0) + 0.5)
         errors_during_down = [a for a in down if a[2] != 503]
         record(
-            answers_while_down=len(down), non_503_while_down=len(errors_during_down),
+            answers_while_down=len(down),
+            non_503_while_down=len(errors_during_down),
             slowest_answer_while_down_s=round(max(a[1] for a in down), 2),
-            readyz_unready_after_s=unready_after, recovery_after_restart_s=recovered_after,
+            readyz_unready_after_s=unready_after,
+            recovery_after_restart_s=recovered_after,
             readyz_ready_after_restart_s=ready_after,
             answers_after_recovery=len(after_recovery),
             errors_after_recovery=sum(a[2] != 200 for a in after_recovery),
@@ -106,11 +120,19 @@ def test_model_server_killed_under_load_then_restarted(model_base, logs_dir, ima
         assert len(down) >= 10 and not errors_during_down, errors_during_down[:5]
         for _sent, seconds, _status, body in down:
             assert body["error"]["code"] == "model_unavailable", body
-            assert seconds < GRPC_TIMEOUT + SLACK, f"an answer took {seconds:.2f} s with the model server down"
+            assert seconds < GRPC_TIMEOUT + SLACK, (
+                f"an answer took {seconds:.2f} s with the model server down"
+            )
         failing = [(round(a[0] - back_at, 2), a[2], a[3]) for a in after_restart if a[2] != 200]
-        assert recovered_after is not None and recovered_after < 2.0, (recovered_after, failing[:3], failing[-3:])
+        assert recovered_after is not None and recovered_after < 2.0, (
+            recovered_after,
+            failing[:3],
+            failing[-3:],
+        )
         assert ready_after is not None
-        assert after_recovery and all(a[2] == 200 for a in after_recovery), [a for a in after_recovery if a[2] != 200][:5]
+        assert after_recovery and all(a[2] == 200 for a in after_recovery), [
+            a for a in after_recovery if a[2] != 200
+        ][:5]
         assert gateway.process.poll() is None and gateway.pid == gateway_pid
     finally:
         server.stop()
@@ -121,8 +143,11 @@ def test_stalling_image_server_does_not_exhaust_workers(model_server, image_serv
     clients each send half a request and stop (more than waitress's default connection limit of
     100): each stalled fetch ends at the fetch deadline with 504 JSON while base64 predictions
     keep being answered at once."""
-    gateway = start_gateway(gateway_env(
-        model_server.target, image_server.port, FETCH_TIMEOUT_SECONDS=str(FETCH_TIMEOUT), THREADS="8"))
+    gateway = start_gateway(
+        gateway_env(
+            model_server.target, image_server.port, FETCH_TIMEOUT_SECONDS=str(FETCH_TIMEOUT), THREADS="8"
+        )
+    )
     gateway.wait_ready()
     stall_url = image_server.url("/stall")
     body = {"image": base64.b64encode(small_jpeg()).decode()}
@@ -150,9 +175,11 @@ def test_stalling_image_server_does_not_exhaust_workers(model_server, image_serv
         for sock in half_open:
             sock.close()
     record(
-        stalled_fetches=len(stalled), fetch_deadline_s=FETCH_TIMEOUT,
+        stalled_fetches=len(stalled),
+        fetch_deadline_s=FETCH_TIMEOUT,
         stalled_answer_s=f"{min(s[0] for s in stalled):.2f}-{max(s[0] for s in stalled):.2f}",
-        half_open_client_connections=len(half_open), other_predictions_served=len(served),
+        half_open_client_connections=len(half_open),
+        other_predictions_served=len(served),
         slowest_other_prediction_s=round(max(s[0] for s in served), 2),
     )
     for seconds, status, answer in stalled:
@@ -168,7 +195,9 @@ def test_model_server_frozen_then_thawed(model_server, image_server, start_gatew
     """SIGSTOP the model server (alive, connections open, nothing answered: a hung process):
     every prediction ends at the gRPC deadline with 504 JSON, none later; after SIGCONT the same
     gateway predicts again at once."""
-    gateway = start_gateway(gateway_env(model_server.target, image_server.port, GRPC_TIMEOUT_SECONDS=str(GRPC_TIMEOUT)))
+    gateway = start_gateway(
+        gateway_env(model_server.target, image_server.port, GRPC_TIMEOUT_SECONDS=str(GRPC_TIMEOUT))
+    )
     gateway.wait_ready()
     with _Prober(gateway.base, threads=4) as prober:
         assert _wait_for(lambda: sum(a[2] == 200 for a in prober.answers) >= 20, 60), prober.answers[-5:]
@@ -181,11 +210,17 @@ def test_model_server_frozen_then_thawed(model_server, image_server, start_gatew
             model_server.process.send_signal(signal.SIGCONT)
         thawed_at = time.monotonic()
         recovered_after = _wait_for(lambda: any(a[2] == 200 for a in prober.since(thawed_at)), 10, 0.01)
-    record(answers_while_frozen=len(frozen), statuses_while_frozen=sorted({a[2] for a in frozen}),
-           slowest_answer_while_frozen_s=round(max(a[1] for a in frozen), 2), grpc_deadline_s=GRPC_TIMEOUT,
-           recovery_after_thaw_s=recovered_after)
+    record(
+        answers_while_frozen=len(frozen),
+        statuses_while_frozen=sorted({a[2] for a in frozen}),
+        slowest_answer_while_frozen_s=round(max(a[1] for a in frozen), 2),
+        grpc_deadline_s=GRPC_TIMEOUT,
+        recovery_after_thaw_s=recovered_after,
+    )
     assert len(frozen) >= 4
     for _sent, seconds, status, body in frozen:
         assert status == 504 and body["error"]["code"] == "model_timeout", body
-        assert seconds < GRPC_TIMEOUT + SLACK, f"a prediction took {seconds:.2f} s with a {GRPC_TIMEOUT} s deadline"
+        assert seconds < GRPC_TIMEOUT + SLACK, (
+            f"a prediction took {seconds:.2f} s with a {GRPC_TIMEOUT} s deadline"
+        )
     assert recovered_after is not None and recovered_after < 2.0, recovered_after

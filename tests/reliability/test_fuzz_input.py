@@ -1,6 +1,7 @@
 """Property-based fuzzing (hypothesis) of the JSON body and of image bytes against a real gateway
 process and model server: whatever arrives, the answer is JSON, a prediction or a 4xx error,
 never a 500 or a stack trace, and the gateway stays up."""
+
 from __future__ import annotations
 
 import base64
@@ -14,18 +15,27 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-
 from reliability_processes import LABELS, GatewayProcess, gateway_env
 
 MAX_IMAGE_PIXELS = 4_000_000
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @pytest.fixture(scope="module")
 def fuzz_gateway(model_server, image_server, logs_dir):
-    env = gateway_env(model_server.target, image_server.port, MAX_IMAGE_PIXELS=str(MAX_IMAGE_PIXELS),
-                      MAX_REQUEST_BYTES=str(1024 * 1024), FETCH_TIMEOUT_SECONDS="2")
+    env = gateway_env(
+        model_server.target,
+        image_server.port,
+        MAX_IMAGE_PIXELS=str(MAX_IMAGE_PIXELS),
+        MAX_REQUEST_BYTES=str(1024 * 1024),
+        FETCH_TIMEOUT_SECONDS="2",
+    )
     with GatewayProcess(env, logs_dir) as gateway:
         gateway.wait_ready()
         gateway.session = requests.Session()
@@ -68,14 +78,22 @@ json_values = st.recursive(
     max_leaves=12,
 )
 # Bodies shaped like requests (the fields the gateway reads, with hostile values) or anything.
-request_like = st.fixed_dictionaries({}, optional={
-    "url": json_values | st.sampled_from(["http://", "https://[::1", "http://%zz/", "http://127.0.0.3:1/", " "]),
-    "image": json_values | st.builds(lambda b: base64.b64encode(b).decode(), st.binary(max_size=64)),
-    "top_k": json_values | st.integers(-5, 2000),
-}) | json_values | st.fixed_dictionaries(
-    # A real image, so the hostile top_k reaches the code that ranks real model scores.
-    {"image": st.sampled_from([base64.b64encode(data).decode() for data in SEEDS.values()])},
-    optional={"top_k": json_values | st.integers(-5, 2000)},
+request_like = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "url": json_values
+            | st.sampled_from(["http://", "https://[::1", "http://%zz/", "http://127.0.0.3:1/", " "]),
+            "image": json_values | st.builds(lambda b: base64.b64encode(b).decode(), st.binary(max_size=64)),
+            "top_k": json_values | st.integers(-5, 2000),
+        },
+    )
+    | json_values
+    | st.fixed_dictionaries(
+        # A real image, so the hostile top_k reaches the code that ranks real model scores.
+        {"image": st.sampled_from([base64.b64encode(data).decode() for data in SEEDS.values()])},
+        optional={"top_k": json_values | st.integers(-5, 2000)},
+    )
 )
 
 
@@ -84,8 +102,12 @@ request_like = st.fixed_dictionaries({}, optional={
 def test_fuzzed_json_bodies_get_json_answers(fuzz_gateway, body, report):
     """Hypothesis-generated JSON bodies (arbitrary nested values, and objects with hostile url /
     image / top_k values): always a JSON answer, a prediction or a 4xx error."""
-    response = fuzz_gateway.session.post(fuzz_gateway.base + "/predict", data=json.dumps(body),
-                                         headers={"Content-Type": "application/json"}, timeout=15)
+    response = fuzz_gateway.session.post(
+        fuzz_gateway.base + "/predict",
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=15,
+    )
     top_k = body.get("top_k") if isinstance(body, dict) else None
     status = check_answer(response, int(top_k) if status_ok_top_k(top_k) else None)
     report.tally("test_fuzzed_json_bodies_get_json_answers", status)
@@ -93,7 +115,9 @@ def test_fuzzed_json_bodies_get_json_answers(fuzz_gateway, body, report):
 
 def status_ok_top_k(top_k) -> bool:
     """top_k values the gateway accepts (an int, or digits in a string), so a 200 must honour them."""
-    return (isinstance(top_k, int) and not isinstance(top_k, bool)) or (isinstance(top_k, str) and top_k.strip().isdigit())
+    return (isinstance(top_k, int) and not isinstance(top_k, bool)) or (
+        isinstance(top_k, str) and top_k.strip().isdigit()
+    )
 
 
 @st.composite
@@ -124,10 +148,16 @@ def test_fuzzed_image_bytes_get_json_answers(fuzz_gateway, image, as_upload, rep
     everything else is a JSON 4xx."""
     fmt, how, data = image
     if as_upload:
-        response = fuzz_gateway.session.post(fuzz_gateway.base + "/predict", files={"file": ("x", data)}, timeout=15)
+        response = fuzz_gateway.session.post(
+            fuzz_gateway.base + "/predict", files={"file": ("x", data)}, timeout=15
+        )
     else:
-        response = fuzz_gateway.session.post(fuzz_gateway.base + "/predict", data=data,
-                                             headers={"Content-Type": "application/octet-stream"}, timeout=15)
+        response = fuzz_gateway.session.post(
+            fuzz_gateway.base + "/predict",
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=15,
+        )
     status = check_answer(response)
     if how == "intact":
         assert status == 200, (fmt, response.text)
@@ -147,7 +177,7 @@ def _png_with_size(width: int, height: int) -> bytes:
 def _jpeg_with_size(width: int, height: int) -> bytes:
     data = bytearray(SEEDS["JPEG"])
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
@@ -155,7 +185,7 @@ def _gif_with_size(width: int, height: int) -> bytes:
     data = bytearray(SEEDS["GIF"])
     data[6:10] = struct.pack("<HH", width, height)  # logical screen
     descriptor = data.index(b",", 13)
-    data[descriptor + 5:descriptor + 9] = struct.pack("<HH", width, height)
+    data[descriptor + 5 : descriptor + 9] = struct.pack("<HH", width, height)
     return bytes(data)
 
 
@@ -174,10 +204,21 @@ def test_huge_declared_dimensions_are_refused_before_decoding(fuzz_gateway, fmt,
     """Headers that declare up to 65535 x 65535 pixels over a tiny body: anything above
     MAX_IMAGE_PIXELS is a 413 without decoding; the rest a prediction or a JSON 4xx."""
     data = LIARS[fmt](width, height)
-    response = fuzz_gateway.session.post(fuzz_gateway.base + "/predict", data=data,
-                                         headers={"Content-Type": "application/octet-stream"}, timeout=15)
+    response = fuzz_gateway.session.post(
+        fuzz_gateway.base + "/predict",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=15,
+    )
     status = check_answer(response)
     if width * height > MAX_IMAGE_PIXELS:
-        assert status == 413 and response.json()["error"]["code"] == "image_too_many_pixels", (fmt, width, height, response.text)
+        assert status == 413 and response.json()["error"]["code"] == "image_too_many_pixels", (
+            fmt,
+            width,
+            height,
+            response.text,
+        )
     report.tally("test_huge_declared_dimensions_are_refused_before_decoding", status)
-    report.record("test_huge_declared_dimensions_are_refused_before_decoding", max_image_pixels=MAX_IMAGE_PIXELS)
+    report.record(
+        "test_huge_declared_dimensions_are_refused_before_decoding", max_image_pixels=MAX_IMAGE_PIXELS
+    )

@@ -1,7 +1,7 @@
 """Graceful shutdown: SIGTERM while requests are in flight, within the chart's grace period."""
+
 from __future__ import annotations
 
-import pathlib
 import signal
 import socket
 import subprocess
@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import yaml
-
 from reliability_processes import ROOT, gateway_env
 
 # The source tree's image defaults need a registry (tests/chart/registry-values.yaml says why).
@@ -26,11 +25,19 @@ def chart_shutdown_settings() -> tuple[int, int, dict[str, str]]:
     gateway ConfigMap) rendered by the real chart with its defaults: the gateway, run with those
     variables, must be gone within grace minus preStop."""
     helm = ROOT / ".tools" / "bin" / "helm"
-    rendered = subprocess.run([str(helm), "template", "serving", str(ROOT), "--values", str(REGISTRY_VALUES)], capture_output=True, text=True, check=True, timeout=120)
+    rendered = subprocess.run(
+        [str(helm), "template", "serving", str(ROOT), "--values", str(REGISTRY_VALUES)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     docs = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
     config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "serving-gateway")
     shutdown_env = {k: str(v) for k, v in config["data"].items() if k.startswith("SHUTDOWN_")}
-    deployment = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "serving-gateway")
+    deployment = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "serving-gateway"
+    )
     pod = deployment["spec"]["template"]["spec"]
     command = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
     assert command[0] == "sleep", command
@@ -48,11 +55,13 @@ def _new_connection_outcome(port: int) -> str:
         return "refused"
     except (ConnectionResetError, BrokenPipeError):
         return "reset/closed"
-    except socket.timeout:
+    except TimeoutError:
         return "hung"
 
 
-def test_sigterm_drains_in_flight_requests_within_the_chart_grace_period(model_server, image_server, start_gateway, record):
+def test_sigterm_drains_in_flight_requests_within_the_chart_grace_period(
+    model_server, image_server, start_gateway, record
+):
     """SIGTERM with 6 slow URL predictions in flight, the gateway run with the chart's SHUTDOWN_*
     settings: all 6 complete with 200, a new connection is refused (after SHUTDOWN_DELAY_SECONDS,
     if set), and the process exits 0 within the chart's terminationGracePeriodSeconds minus its
@@ -66,7 +75,9 @@ def test_sigterm_drains_in_flight_requests_within_the_chart_grace_period(model_s
     hits_before = image_server.hits.get(slow_path, 0)
 
     def slow_prediction():
-        response = requests.post(gateway.base + "/predict", json={"url": image_server.url(slow_path)}, timeout=60)
+        response = requests.post(
+            gateway.base + "/predict", json={"url": image_server.url(slow_path)}, timeout=60
+        )
         return response.status_code, response.json()
 
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
@@ -87,10 +98,15 @@ def test_sigterm_drains_in_flight_requests_within_the_chart_grace_period(model_s
         exit_code = None
     exited_after = time.monotonic() - signalled
     record(
-        in_flight_at_sigterm=IN_FLIGHT, completed_200=sum(status == 200 for status, _ in answers),
-        in_flight_done_after_s=round(completed_after, 2), new_connection=new_connection,
-        exit_code=exit_code, exited_after_s=round(exited_after, 2),
-        chart_grace_s=grace, chart_prestop_s=pre_stop, chart_shutdown_env=shutdown_env or "none",
+        in_flight_at_sigterm=IN_FLIGHT,
+        completed_200=sum(status == 200 for status, _ in answers),
+        in_flight_done_after_s=round(completed_after, 2),
+        new_connection=new_connection,
+        exit_code=exit_code,
+        exited_after_s=round(exited_after, 2),
+        chart_grace_s=grace,
+        chart_prestop_s=pre_stop,
+        chart_shutdown_env=shutdown_env or "none",
     )
     assert all(status == 200 for status, _ in answers), answers
     assert new_connection in ("refused", "reset/closed"), new_connection
@@ -126,12 +142,29 @@ def test_chart_grace_period_outlasts_the_slowest_request(scenario, report):
     (FETCH_TIMEOUT_SECONDS + GRPC_TIMEOUT_SECONDS) fits inside the gateway's
     terminationGracePeriodSeconds, so a draining gateway is never SIGKILLed mid-request."""
     helm = ROOT / ".tools" / "bin" / "helm"
-    rendered = subprocess.run([str(helm), "template", "serving", str(ROOT), "--values", str(REGISTRY_VALUES),
-                               "--values", str(scenario)],
-                              capture_output=True, text=True, check=True, timeout=120)
+    rendered = subprocess.run(
+        [
+            str(helm),
+            "template",
+            "serving",
+            str(ROOT),
+            "--values",
+            str(REGISTRY_VALUES),
+            "--values",
+            str(scenario),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     docs = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
-    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "serving-gateway")["data"]
-    pod = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "serving-gateway")["spec"]["template"]["spec"]
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "serving-gateway")[
+        "data"
+    ]
+    pod = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "serving-gateway")[
+        "spec"
+    ]["template"]["spec"]
     pre_stop = float(pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][1])
     slowest = float(config["FETCH_TIMEOUT_SECONDS"]) + float(config["GRPC_TIMEOUT_SECONDS"])
     needed = pre_stop + float(config.get("SHUTDOWN_DELAY_SECONDS", 0)) + slowest

@@ -2,13 +2,13 @@
 forbidden loopback address, and header/body abuse at the HTTP layer. (The gateway's own table in
 gateway/tests covers plain validation errors and literal private addresses; these are the
 cases that need a real listener to prove no connection was made, or raw sockets.)"""
+
 from __future__ import annotations
 
 import socket
 
 import pytest
 import requests
-
 from reliability_images import ImageServer
 from reliability_processes import GatewayProcess, gateway_env
 
@@ -25,9 +25,14 @@ def other_port_server():
 @pytest.fixture(scope="module")
 def hostile_gateway(model_server, image_server, canary_server, logs_dir):
     # The canary's port IS allowed: only the address rules may stop these fetches.
-    env = gateway_env(model_server.target, image_server.port,
-                      FETCH_ALLOWED_PORTS=f"80,443,{image_server.port},{canary_server.port}",
-                      MAX_REQUEST_BYTES=str(MAX_REQUEST_BYTES), FETCH_MAX_REDIRECTS="3", FETCH_TIMEOUT_SECONDS="3")
+    env = gateway_env(
+        model_server.target,
+        image_server.port,
+        FETCH_ALLOWED_PORTS=f"80,443,{image_server.port},{canary_server.port}",
+        MAX_REQUEST_BYTES=str(MAX_REQUEST_BYTES),
+        FETCH_MAX_REDIRECTS="3",
+        FETCH_TIMEOUT_SECONDS="3",
+    )
     with GatewayProcess(env, logs_dir) as gateway:
         gateway.wait_ready()
         yield gateway
@@ -40,32 +45,32 @@ def assert_json_error(response: requests.Response, statuses: set[int]):
     assert response.headers["Content-Type"].startswith("application/json"), response.text[:300]
     error = response.json()["error"]
     assert error["code"] and error["message"]
-    assert "Traceback" not in response.text and "File \"" not in response.text
+    assert "Traceback" not in response.text and 'File "' not in response.text
 
 
 # URL -> where it really points. {c}: the canary's port on 127.0.0.1 (forbidden), {a}: the allowed
 # image server's port on 127.0.0.3.
 URL_TRICKS = [
-    "http://127.0.0.1:{c}/small.jpg",                        # plain loopback
-    "http://localhost:{c}/small.jpg",                        # DNS name -> 127.0.0.1
-    "http://LOCALHOST:{c}/small.jpg",                        # the name in another case
-    "http://0177.0.0.1:{c}/small.jpg",                       # octal IPv4 (inet_aton reading)
-    "http://2130706433:{c}@0177.0.0.01:{c}/small.jpg",       # decimal userinfo, octal host
-    "http://017700000001:{c}/small.jpg",                     # one octal number
-    "http://0x7f.0x0.0x0.0x1:{c}/small.jpg",                 # hex per octet
-    "http://0X7F000001:{c}/small.jpg",                       # one hex number, upper case
-    "http://127.1:{c}/small.jpg",                            # short form
-    "http://127.000.000.001:{c}/small.jpg",                  # zero padded
-    "http://0.0.0.0:{c}/small.jpg",                          # 'this host' reaches loopback on Linux
+    "http://127.0.0.1:{c}/small.jpg",  # plain loopback
+    "http://localhost:{c}/small.jpg",  # DNS name -> 127.0.0.1
+    "http://LOCALHOST:{c}/small.jpg",  # the name in another case
+    "http://0177.0.0.1:{c}/small.jpg",  # octal IPv4 (inet_aton reading)
+    "http://2130706433:{c}@0177.0.0.01:{c}/small.jpg",  # decimal userinfo, octal host
+    "http://017700000001:{c}/small.jpg",  # one octal number
+    "http://0x7f.0x0.0x0.0x1:{c}/small.jpg",  # hex per octet
+    "http://0X7F000001:{c}/small.jpg",  # one hex number, upper case
+    "http://127.1:{c}/small.jpg",  # short form
+    "http://127.000.000.001:{c}/small.jpg",  # zero padded
+    "http://0.0.0.0:{c}/small.jpg",  # 'this host' reaches loopback on Linux
     "http://0:{c}/small.jpg",
-    "http://[::ffff:127.0.0.1]:{c}/small.jpg",               # IPv4-mapped IPv6
-    "http://[::ffff:7f00:1]:{c}/small.jpg",                  # the same in hex
+    "http://[::ffff:127.0.0.1]:{c}/small.jpg",  # IPv4-mapped IPv6
+    "http://[::ffff:7f00:1]:{c}/small.jpg",  # the same in hex
     "http://[0:0:0:0:0:ffff:127.0.0.1]:{c}/small.jpg",
-    "http://[::127.0.0.1]:{c}/small.jpg",                    # IPv4-compatible IPv6 (deprecated form)
-    "http://127.0.0.3:{a}@127.0.0.1:{c}/small.jpg",          # userinfo that looks like the allowed host
-    "http://127.0.0.1:{c}\\@127.0.0.3:{a}/small.jpg",        # backslash parser confusion
-    "http://127.0.0.1:{c}#@127.0.0.3:{a}/small.jpg",         # fragment parser confusion
-    "http://127.0.0.3:{a}/to?location=http://127.0.0.1:{c}/small.jpg",      # redirect to the canary
+    "http://[::127.0.0.1]:{c}/small.jpg",  # IPv4-compatible IPv6 (deprecated form)
+    "http://127.0.0.3:{a}@127.0.0.1:{c}/small.jpg",  # userinfo that looks like the allowed host
+    "http://127.0.0.1:{c}\\@127.0.0.3:{a}/small.jpg",  # backslash parser confusion
+    "http://127.0.0.1:{c}#@127.0.0.3:{a}/small.jpg",  # fragment parser confusion
+    "http://127.0.0.3:{a}/to?location=http://127.0.0.1:{c}/small.jpg",  # redirect to the canary
     "http://127.0.0.3:{a}/to?location=http://localhost:{c}/small.jpg",
     "http://127.0.0.3:{a}/to?location=http://[::ffff:127.0.0.1]:{c}/small.jpg",
     "http://127.0.0.3:{a}/to?location=http://0x7f000001:{c}/small.jpg",
@@ -74,7 +79,9 @@ URL_TRICKS = [
 
 
 @pytest.mark.parametrize("template", URL_TRICKS)
-def test_url_tricks_never_reach_a_forbidden_address(hostile_gateway, image_server, canary_server, template, report):
+def test_url_tricks_never_reach_a_forbidden_address(
+    hostile_gateway, image_server, canary_server, template, report
+):
     """URL tricks (numeric IPv4 forms, IPv4-mapped IPv6, 0.0.0.0, localhost, userinfo and parser
     confusion, redirects from an allowed server) aimed at a listening canary on 127.0.0.1: each
     gets a 4xx JSON error and the canary never sees a request."""
@@ -82,12 +89,17 @@ def test_url_tricks_never_reach_a_forbidden_address(hostile_gateway, image_serve
     response = requests.post(hostile_gateway.base + "/predict", json={"url": url}, timeout=15)
     assert_json_error(response, {400, 403})
     assert canary_server.total_hits() == 0, canary_server.hits
-    report.record("test_url_tricks_never_reach_a_forbidden_address", cases=len(URL_TRICKS), canary_hits=canary_server.total_hits())
+    report.record(
+        "test_url_tricks_never_reach_a_forbidden_address",
+        cases=len(URL_TRICKS),
+        canary_hits=canary_server.total_hits(),
+    )
 
 
 def test_redirect_chains_and_ports(hostile_gateway, image_server, other_port_server, record):
     """Redirect chains up to FETCH_MAX_REDIRECTS (3) are followed, longer ones refused with JSON;
     an allowed address on a port outside FETCH_ALLOWED_PORTS is refused without a connection."""
+
     def predict(url):
         return requests.post(hostile_gateway.base + "/predict", json={"url": url}, timeout=15)
 
@@ -119,7 +131,11 @@ def _raw(port: int, payload: bytes, read_timeout: float = 10) -> tuple[int, dict
                 chunks.append(data)
                 if b"\r\n\r\n" in b"".join(chunks) and b"Connection: close" not in b"".join(chunks):
                     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-                    length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+                    length = [
+                        int(field.split(b":")[1])
+                        for field in head.split(b"\r\n")
+                        if field.lower().startswith(b"content-length:")
+                    ]
                     if length and len(body) >= length[0]:
                         break
         except ConnectionResetError:
@@ -144,20 +160,37 @@ def _chunked(size: int, chunk: int = 64 * 1024) -> bytes:
 HEAD = b"POST /predict HTTP/1.1\r\nHost: gw\r\n"
 HEADER_ABUSE = {
     "huge header value (300 KiB)": HEAD + b"X-Big: " + b"a" * 300_000 + b"\r\nContent-Length: 2\r\n\r\n{}",
-    "20,000 headers": HEAD + b"".join(b"X-%d: v\r\n" % i for i in range(20_000)) + b"Content-Length: 2\r\n\r\n{}",
-    "chunked body 3x past the cap": HEAD + b"Content-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(3 * MAX_REQUEST_BYTES),
-    "chunked body just past the cap": HEAD + b"Content-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(MAX_REQUEST_BYTES + 10),
-    "Content-Length past the cap": HEAD + b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % (MAX_REQUEST_BYTES + 10) + b"\xff" * (MAX_REQUEST_BYTES + 10),
+    "20,000 headers": HEAD
+    + b"".join(b"X-%d: v\r\n" % i for i in range(20_000))
+    + b"Content-Length: 2\r\n\r\n{}",
+    "chunked body 3x past the cap": HEAD
+    + b"Content-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + _chunked(3 * MAX_REQUEST_BYTES),
+    "chunked body just past the cap": HEAD
+    + b"Content-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + _chunked(MAX_REQUEST_BYTES + 10),
+    "Content-Length past the cap": HEAD
+    + b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % (MAX_REQUEST_BYTES + 10)
+    + b"\xff" * (MAX_REQUEST_BYTES + 10),
     "Content-Length not a number": HEAD + b"Content-Length: abc\r\n\r\n{}",
     "Content-Length negative": HEAD + b"Content-Length: -5\r\n\r\n{}",
-    "Content-Length and chunked together": HEAD + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "Content-Length and chunked together": HEAD
+    + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "bad chunk size": HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
-    "Content-Type image/png with a JSON body": HEAD + b"Content-Type: image/png\r\nContent-Length: 13\r\n\r\n{\"image\": 1}\n",
-    "multipart without a boundary": HEAD + b"Content-Type: multipart/form-data\r\nContent-Length: 2\r\n\r\n{}",
-    "multipart with a broken body": HEAD + b"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 17\r\n\r\n--xyz\r\nbroken\r\n\r\n",
-    "form-encoded body": HEAD + b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\nurl=a.jpg",
-    "JSON with a 100,000-deep nesting": HEAD + b"Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n" + b"[" * 100_000 + b"]" * 100_000,
-    "JSON that is not UTF-8": HEAD + b"Content-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"url\": \"\xff\xfe\"}",
+    "Content-Type image/png with a JSON body": HEAD
+    + b'Content-Type: image/png\r\nContent-Length: 13\r\n\r\n{"image": 1}\n',
+    "multipart without a boundary": HEAD
+    + b"Content-Type: multipart/form-data\r\nContent-Length: 2\r\n\r\n{}",
+    "multipart with a broken body": HEAD
+    + b"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 17\r\n\r\n--xyz\r\nbroken\r\n\r\n",
+    "form-encoded body": HEAD
+    + b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\nurl=a.jpg",
+    "JSON with a 100,000-deep nesting": HEAD
+    + b"Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n"
+    + b"[" * 100_000
+    + b"]" * 100_000,
+    "JSON that is not UTF-8": HEAD
+    + b'Content-Type: application/json\r\nContent-Length: 13\r\n\r\n{"url": "\xff\xfe"}',
     "non-ASCII bytes in a header": HEAD + b"X-Name: \xff\xfe\x00\x01\r\nContent-Length: 2\r\n\r\n{}",
 }
 

@@ -1,13 +1,13 @@
 """Load soak: 10,000 predictions at concurrency 32 through the gateway to `model serve`."""
+
 from __future__ import annotations
 
 import time
 
 import requests
-
-from reliability_processes import LABELS, gateway_env
 from reliability_images import small_jpeg
 from reliability_load import request_mix, run_load
+from reliability_processes import LABELS, gateway_env
 
 TOTAL = 10_000
 CONCURRENCY = 32
@@ -51,10 +51,15 @@ def test_soak_10000_predictions_at_concurrency_32(model_server, image_server, st
     after = _settle(gateway)
     growth = (after["rss_kib"] - before["rss_kib"]) / before["rss_kib"]
     record(
-        requests=result.requests, errors=result.errors, concurrency=CONCURRENCY,
-        seconds=round(result.seconds, 1), requests_per_second=round(result.requests / result.seconds, 1),
-        p50_ms=round(result.percentile(0.5) * 1000, 1), p99_ms=round(result.percentile(0.99) * 1000, 1),
-        rss_before_MiB=round(before["rss_kib"] / 1024, 1), rss_after_MiB=round(after["rss_kib"] / 1024, 1),
+        requests=result.requests,
+        errors=result.errors,
+        concurrency=CONCURRENCY,
+        seconds=round(result.seconds, 1),
+        requests_per_second=round(result.requests / result.seconds, 1),
+        p50_ms=round(result.percentile(0.5) * 1000, 1),
+        p99_ms=round(result.percentile(0.99) * 1000, 1),
+        rss_before_MiB=round(before["rss_kib"] / 1024, 1),
+        rss_after_MiB=round(after["rss_kib"] / 1024, 1),
         rss_growth=f"{growth * 100:.1f} %",
         threads_before_after=f"{before['threads']} / {after['threads']}",
         fds_before_after=f"{before['fds']} / {after['fds']}",

@@ -6,6 +6,7 @@ endpoint removal lags), then stops accepting new connections, lets requests in f
 to SHUTDOWN_GRACE_SECONDS, default 20, inside Kubernetes' default 30 s termination grace), then
 stops waitress and closes the channel.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,10 +93,17 @@ def main() -> int:
     # The drain ends waitress with SIGINT; a process started with SIGINT ignored (a background
     # job of a non-interactive shell, nohup) would otherwise never stop after draining.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    log.info("gateway listening", extra={"fields": {
-        "host": settings.listen_host, "port": server.effective_port,
-        "tf_serving_host": settings.tf_serving_host, "model_name": settings.model_name,
-    }})
+    log.info(
+        "gateway listening",
+        extra={
+            "fields": {
+                "host": settings.listen_host,
+                "port": server.effective_port,
+                "tf_serving_host": settings.tf_serving_host,
+                "model_name": settings.model_name,
+            }
+        },
+    )
     try:
         server.run()
     except KeyboardInterrupt:

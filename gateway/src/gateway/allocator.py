@@ -9,6 +9,7 @@ does. bench/ measured the dataset-JPEG path at ~8 ms of gateway CPU per request 
 and ~5.5 ms with these settings, for ~30 MB more RSS. On other C libraries (musl, macOS) this
 does nothing.
 """
+
 from __future__ import annotations
 
 import ctypes

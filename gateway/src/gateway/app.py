@@ -1,4 +1,5 @@
 """The Flask app: routes, request parsing, request ids, access logs and metrics around them."""
+
 from __future__ import annotations
 
 import base64
@@ -24,7 +25,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _MAX_TOP_K = 1000
 
 
-def create_app(settings: Settings, model_client: ModelClient | None = None, start_refresh: bool = True) -> Flask:
+def create_app(
+    settings: Settings, model_client: ModelClient | None = None, start_refresh: bool = True
+) -> Flask:
     """Build the gateway app. It owns its gRPC channel (unless given one) and metrics registry;
     `app.extensions["gateway"]["model"].close()` stops the metadata refresh and the channel."""
     configure_pillow(settings.max_image_pixels)
@@ -60,10 +63,18 @@ def create_app(settings: Settings, model_client: ModelClient | None = None, star
             metrics.errors.labels(code).inc()
         response.headers["X-Request-ID"] = g.get("request_id", "-")
         if route not in ("/healthz", "/readyz", "/metrics") or response.status_code >= 400:
-            log.info("request", extra={"fields": {
-                "method": request.method, "path": request.path, "status": response.status_code,
-                "duration_ms": round(elapsed * 1000, 2), "bytes_in": request.content_length or 0,
-            }})
+            log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "method": request.method,
+                        "path": request.path,
+                        "status": response.status_code,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "bytes_in": request.content_length or 0,
+                    }
+                },
+            )
         return response
 
     @app.teardown_request
@@ -117,7 +128,7 @@ class _StripPrefix:
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == self.prefix or path.startswith(self.prefix + "/"):
-            environ["PATH_INFO"] = path[len(self.prefix):] or "/"
+            environ["PATH_INFO"] = path[len(self.prefix) :] or "/"
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
         return self.app(environ, start_response)
 
@@ -138,7 +149,9 @@ def _read_input(fetcher: ImageFetcher, metrics: GatewayMetrics) -> tuple[bytes, 
     except RecursionError:  # not a ValueError, so `silent` lets it through: [[[[...]]]] x 100,000
         raise bad_request("invalid_json", "JSON body is nested too deeply") from None
     if body is None:
-        raise bad_request("invalid_json", 'body must be JSON like {"url": "https://..."} or {"image": "<base64>"}')
+        raise bad_request(
+            "invalid_json", 'body must be JSON like {"url": "https://..."} or {"image": "<base64>"}'
+        )
     if not isinstance(body, dict):
         raise bad_request("invalid_request", "JSON body must be an object")
     unknown = set(body) - {"url", "image", "top_k"}
@@ -196,7 +209,10 @@ class _Readiness:
             return self._result
         try:
             sig = self.model.refresh_signature()
-            result = (True, {"model_version": sig.version, "input": sig.input_name, "scores": sig.scores_output})
+            result = (
+                True,
+                {"model_version": sig.version, "input": sig.input_name, "scores": sig.scores_output},
+            )
         except GatewayError as error:
             result = (False, error.message)
         self._checked_at, self._result = time.monotonic(), result

@@ -6,6 +6,7 @@ own DT_STRING `labels` output (added by `model convert --labels`); else `class_<
 Scores are what the model outputs (logits for the demo model, like the lesson) unless
 `APPLY_SOFTMAX=true`, which turns them into probabilities that sum to 1.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ Every answer that is not a prediction is `{"error": {"code": ..., "message": ...
 404/405/413 included, and anything unexpected becomes a 500 `internal_error` whose body says
 nothing about the code (the traceback goes to the log with the request id).
 """
+
 from __future__ import annotations
 
 import logging

@@ -28,6 +28,7 @@ total deadline enforced by shutting the sockets down; a byte cap enforced while 
 (Content-Length is only a hint); TLS verified against the host name with certifi's CA bundle;
 no proxies (a proxy would resolve the target itself).
 """
+
 from __future__ import annotations
 
 import heapq
@@ -65,7 +66,7 @@ class FetchLimits:
     max_bytes: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "FetchLimits":
+    def from_settings(cls, settings: Settings) -> FetchLimits:
         return cls(
             connect_timeout=min(settings.fetch_connect_timeout_seconds, settings.fetch_timeout_seconds),
             total_timeout=settings.fetch_timeout_seconds,
@@ -181,7 +182,9 @@ class ImageFetcher:
             raise
         except BlockedURLError as error:
             if error.reason.startswith("scheme"):
-                raise GatewayError(400, "invalid_url", f"only http and https URLs are fetched: {error.reason}") from None
+                raise GatewayError(
+                    400, "invalid_url", f"only http and https URLs are fetched: {error.reason}"
+                ) from None
             raise GatewayError(403, "url_forbidden", f"URL refused: {error.reason}") from None
         except BlockedAddressError as error:
             raise GatewayError(
@@ -190,7 +193,9 @@ class ImageFetcher:
         except SSRFGuardError as error:
             raise GatewayError(403, "url_forbidden", f"URL refused: {error}") from None
         except socket.gaierror as error:
-            raise GatewayError(502, "fetch_failed", f"the image URL's host does not resolve: {_short(error)}") from None
+            raise GatewayError(
+                502, "fetch_failed", f"the image URL's host does not resolve: {_short(error)}"
+            ) from None
         except (OSError, http.client.HTTPException) as error:
             # OSError covers refused/reset connections, TLS failures (ssl.SSLError, whose
             # certificate error is also a ValueError, hence this clause first) and timeouts;
@@ -198,10 +203,16 @@ class ImageFetcher:
             if watch.fired or time.monotonic() >= watch.deadline or isinstance(error, TimeoutError):
                 raise _timeout(self.limits.total_timeout) from None
             if isinstance(error, ssl.SSLError):
-                raise GatewayError(502, "fetch_failed", f"TLS with the image URL's host failed: {_short(error)}") from None
+                raise GatewayError(
+                    502, "fetch_failed", f"TLS with the image URL's host failed: {_short(error)}"
+                ) from None
             if isinstance(error, http.client.HTTPException):
-                raise GatewayError(502, "fetch_failed", f"the image URL answered malformed HTTP: {_short(error)}") from None
-            raise GatewayError(502, "fetch_failed", f"could not connect to the image URL: {_short(error)}") from None
+                raise GatewayError(
+                    502, "fetch_failed", f"the image URL answered malformed HTTP: {_short(error)}"
+                ) from None
+            raise GatewayError(
+                502, "fetch_failed", f"could not connect to the image URL: {_short(error)}"
+            ) from None
         except ValueError as error:  # urlsplit/urljoin on a URL the policy let through
             raise GatewayError(400, "invalid_url", f"invalid URL: {_short(error)}") from None
         finally:
@@ -215,10 +226,14 @@ class ImageFetcher:
             response = None
             try:
                 conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
-                for name, value in (("Host", _host_header(target)), ("User-Agent", _USER_AGENT),
-                                    ("Accept", "image/*"),
-                                    # images are compressed already; gzip would only add a step
-                                    ("Accept-Encoding", "identity"), ("Connection", "close")):
+                for name, value in (
+                    ("Host", _host_header(target)),
+                    ("User-Agent", _USER_AGENT),
+                    ("Accept", "image/*"),
+                    # images are compressed already; gzip would only add a step
+                    ("Accept-Encoding", "identity"),
+                    ("Connection", "close"),
+                ):
                     conn.putheader(name, value)
                 conn.endheaders()
                 response = conn.getresponse()
@@ -226,13 +241,19 @@ class ImageFetcher:
                     return self._read_body(response, watch)
                 location = response.getheader("Location")
                 if not location:
-                    raise GatewayError(502, "fetch_failed", f"the image URL answered HTTP {response.status} without a Location")
+                    raise GatewayError(
+                        502,
+                        "fetch_failed",
+                        f"the image URL answered HTTP {response.status} without a Location",
+                    )
                 url = urllib.parse.urljoin(url, location.strip())
             finally:
                 if response is not None:
                     response.close()
                 conn.close()
-        raise GatewayError(502, "too_many_redirects", f"the URL redirected more than {self.policy.max_redirects} times")
+        raise GatewayError(
+            502, "too_many_redirects", f"the URL redirected more than {self.policy.max_redirects} times"
+        )
 
     def _open(self, target, watch: _Watch) -> http.client.HTTPConnection:
         """An HTTP connection over a socket connected to a validated address of `target`."""

@@ -14,6 +14,7 @@ Decompression bombs: the pixel count in the header is checked against `max_image
 after `Image.open` (which parses only the header) and before any pixel is decoded; Pillow's own
 global guard is set to the same limit as a backstop.
 """
+
 from __future__ import annotations
 
 import io
@@ -77,7 +78,8 @@ def sniff_format(data: bytes) -> str:
         return "AVIF"
     if brands & _HEIF_BRANDS:
         raise GatewayError(
-            415, "unsupported_image",
+            415,
+            "unsupported_image",
             f"HEIC/HEIF images are not supported: send {SUPPORTED} (an iPhone sends JPEG with "
             "Settings > Camera > Formats > Most Compatible)",
         )
@@ -89,7 +91,7 @@ def _ftyp_brands(data: bytes) -> set[bytes]:
     if len(data) < 16 or data[4:8] != b"ftyp":
         return set()
     size = min(int.from_bytes(data[:4], "big"), len(data), 4096)
-    return {data[8:12]} | {data[i:i + 4] for i in range(16, size - 3, 4)}
+    return {data[8:12]} | {data[i : i + 4] for i in range(16, size - 3, 4)}
 
 
 def decode_resized(data: bytes, width: int, height: int, max_pixels: int) -> np.ndarray:
@@ -126,7 +128,12 @@ def decode_resized(data: bytes, width: int, height: int, max_pixels: int) -> np.
         raise GatewayError(422, "invalid_image", f"the {fmt} image cannot be decoded: {error}") from None
 
 
-_SWAPS = {Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90}
+_SWAPS = {
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.TRANSVERSE,
+    Image.Transpose.ROTATE_90,
+}
 
 
 def _orientation(image: Image.Image) -> int:

@@ -1,5 +1,6 @@
 """Structured logs: one JSON object per line on stderr, with the request id of the request the
 thread is serving (set by the app for each request, read by the formatter)."""
+
 from __future__ import annotations
 
 import contextvars

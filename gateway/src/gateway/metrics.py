@@ -1,13 +1,20 @@
 """Prometheus metrics of one app, in a registry of its own (several apps may share a process in
 tests; a module-global registry would make their counters collide)."""
+
 from __future__ import annotations
 
 import threading
 import time
 from contextlib import contextmanager
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 # Request latency spans a cached 20 ms prediction up to a fetch that hits its deadline.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

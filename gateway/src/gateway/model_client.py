@@ -9,6 +9,7 @@ Tensor names, input dtype and image size come from GetModelMetadata at start, on
 interval, and immediately when the server rejects a request's input (a re-exported model), never
 from constants.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,19 +29,23 @@ from gateway.tensors import FLOAT_TYPES, NUMERIC_TYPES, dtype_name, encode_predi
 log = logging.getLogger("gateway.model")
 
 _SERVICE = "tensorflow.serving.PredictionService"
-_SERVICE_CONFIG = json.dumps({
-    "loadBalancingConfig": [{"round_robin": {}}],
-    "methodConfig": [{
-        "name": [{"service": _SERVICE}],
-        "retryPolicy": {
-            "maxAttempts": 3,
-            "initialBackoff": "0.05s",
-            "maxBackoff": "0.5s",
-            "backoffMultiplier": 2,
-            "retryableStatusCodes": ["UNAVAILABLE"],
-        },
-    }],
-})
+_SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{"service": _SERVICE}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
 _CHANNEL_OPTIONS = [
     ("grpc.service_config", _SERVICE_CONFIG),
     ("grpc.enable_retries", 1),
@@ -81,8 +86,10 @@ class ModelClient:
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         # Predict takes the request already serialized (tensors.encode_predict_request).
         self._predict = self.channel.unary_unary(
-            f"/{_SERVICE}/Predict", request_serializer=None,
-            response_deserializer=predict_pb2.PredictResponse.FromString)
+            f"/{_SERVICE}/Predict",
+            request_serializer=None,
+            response_deserializer=predict_pb2.PredictResponse.FromString,
+        )
         self._signature: ModelSignature | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -122,7 +129,10 @@ class ModelClient:
             try:
                 self.refresh_signature()
             except GatewayError as error:
-                log.warning("model metadata refresh failed", extra={"fields": {"code": error.code, "error": error.message}})
+                log.warning(
+                    "model metadata refresh failed",
+                    extra={"fields": {"code": error.code, "error": error.message}},
+                )
             except Exception:  # keep refreshing whatever happened; the log has the traceback
                 log.exception("model metadata refresh crashed")
             if self._stop.wait(interval):
@@ -133,13 +143,16 @@ class ModelClient:
         self.channel.close()
 
     # ---- inference -------------------------------------------------------------------------
-    def predict(self, signature: ModelSignature, batch: np.ndarray) -> tuple[np.ndarray, list[str] | None, int]:
+    def predict(
+        self, signature: ModelSignature, batch: np.ndarray
+    ) -> tuple[np.ndarray, list[str] | None, int]:
         """Scores `[N]` of the first batch item, the model's labels (when it carries them) and the
         model version that answered."""
         wants_labels = signature.labels_output is not None and not self.settings.labels
         outputs = [signature.scores_output] + ([signature.labels_output] if wants_labels else [])
-        request = encode_predict_request(self.settings.model_name, self.settings.model_signature,
-                                         signature.input_name, batch, outputs)
+        request = encode_predict_request(
+            self.settings.model_name, self.settings.model_signature, signature.input_name, batch, outputs
+        )
         try:
             response = self._predict(request, timeout=self.settings.grpc_timeout_seconds)
         except grpc.RpcError as error:
@@ -148,20 +161,31 @@ class ModelClient:
             scores = from_tensor_proto(response.outputs[signature.scores_output])
             labels = None
             if wants_labels and signature.labels_output in response.outputs:
-                labels = [str(v) for v in from_tensor_proto(response.outputs[signature.labels_output]).reshape(-1, scores.shape[-1])[0]]
+                labels = [
+                    str(v)
+                    for v in from_tensor_proto(response.outputs[signature.labels_output]).reshape(
+                        -1, scores.shape[-1]
+                    )[0]
+                ]
         except (ValueError, KeyError, IndexError) as error:
             raise GatewayError(502, "model_bad_response", f"model response cannot be read: {error}") from None
         if scores.ndim == 0 or scores.shape[0] != 1:
-            raise GatewayError(502, "model_bad_response", f"scores output has shape {list(scores.shape)}, expected [1, N]")
+            raise GatewayError(
+                502, "model_bad_response", f"scores output has shape {list(scores.shape)}, expected [1, N]"
+            )
         return scores.reshape(1, -1)[0].astype(np.float64), labels, int(response.model_spec.version.value)
 
 
-def parse_signature(response: get_model_metadata_pb2.GetModelMetadataResponse, settings: Settings) -> ModelSignature:
+def parse_signature(
+    response: get_model_metadata_pb2.GetModelMetadataResponse, settings: Settings
+) -> ModelSignature:
     def unusable(reason: str) -> GatewayError:
         return GatewayError(503, "model_signature_unusable", f"model {settings.model_name!r}: {reason}")
 
     signature_map = get_model_metadata_pb2.SignatureDefMap()
-    if "signature_def" not in response.metadata or not response.metadata["signature_def"].Unpack(signature_map):
+    if "signature_def" not in response.metadata or not response.metadata["signature_def"].Unpack(
+        signature_map
+    ):
         raise unusable("GetModelMetadata returned no signature_def")
     if settings.model_signature not in signature_map.signature_def:
         found = ", ".join(sorted(signature_map.signature_def)) or "none"
@@ -172,7 +196,9 @@ def parse_signature(response: get_model_metadata_pb2.GetModelMetadataResponse, s
         raise unusable(f"signature has {len(sig.inputs)} inputs, the gateway feeds exactly one image input")
     input_name, input_info = next(iter(sig.inputs.items()))
     if input_info.dtype not in _INPUT_DTYPES:
-        raise unusable(f"input {input_name!r} has dtype {dtype_name(input_info.dtype)}, expected DT_FLOAT or DT_UINT8")
+        raise unusable(
+            f"input {input_name!r} has dtype {dtype_name(input_info.dtype)}, expected DT_FLOAT or DT_UINT8"
+        )
     dims = [int(d.size) for d in input_info.tensor_shape.dim]
     if input_info.tensor_shape.unknown_rank or len(dims) != 4 or dims[3] not in (3, -1):
         raise unusable(f"input {input_name!r} has shape {dims}, expected [batch, height, width, 3]")
@@ -186,7 +212,9 @@ def parse_signature(response: get_model_metadata_pb2.GetModelMetadataResponse, s
     numeric = sorted(name for name, info in sig.outputs.items() if info.dtype in NUMERIC_TYPES)
     if settings.scores_output:
         if settings.scores_output not in numeric:
-            raise unusable(f"MODEL_SCORES_OUTPUT={settings.scores_output!r} is not a numeric output (have: {numeric})")
+            raise unusable(
+                f"MODEL_SCORES_OUTPUT={settings.scores_output!r} is not a numeric output (have: {numeric})"
+            )
         scores = settings.scores_output
     else:
         floats = [name for name in numeric if sig.outputs[name].dtype in FLOAT_TYPES]

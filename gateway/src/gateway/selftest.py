@@ -4,6 +4,7 @@ Sends an in-memory JPEG (generated here, so the check needs no file and no URL f
 base64 and exits 0 only on HTTP 200 with a non-empty JSON object of numeric scores. The chart's
 `helm test` pod runs this with the gateway image. Standard library + Pillow only.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ its max_request_body_size) never reaches Flask: waitress writes a text/plain ans
 Clients of the gateway get one error shape whatever failed, so the channel's error task renders
 `{"error": {"code", "message"}}` instead (tests/reliability/test_hostile_input.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ class JsonErrorTask(ErrorTask):
     def execute(self):
         error = self.request.error
         message = f"{error.reason}: {error.body}" if error.body else error.reason
-        body = json.dumps({"error": {"code": _CODES.get(error.code, "bad_request"), "message": message}}).encode()
+        body = json.dumps(
+            {"error": {"code": _CODES.get(error.code, "bad_request"), "message": message}}
+        ).encode()
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()

@@ -3,6 +3,7 @@
 Every setting, its default and its meaning is listed in the README's gateway section; the
 Helm chart maps its values onto these names.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -47,7 +48,7 @@ class Settings:
     url_prefix: str = ""  # e.g. "/clothes": the API also answers under it (an Ingress path)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `env` (default: os.environ); unknown variables are ignored."""
         env = os.environ if env is None else env
         reader = _EnvReader(env)
@@ -64,12 +65,8 @@ class Settings:
             apply_softmax=reader.boolean("APPLY_SOFTMAX", cls.apply_softmax),
             image_size=reader.size("IMAGE_SIZE"),
             grpc_timeout_seconds=reader.number("GRPC_TIMEOUT_SECONDS", cls.grpc_timeout_seconds),
-            metadata_refresh_seconds=reader.number(
-                "METADATA_REFRESH_SECONDS", cls.metadata_refresh_seconds
-            ),
-            ready_cache_seconds=reader.number(
-                "READY_CACHE_SECONDS", cls.ready_cache_seconds, minimum=0.0
-            ),
+            metadata_refresh_seconds=reader.number("METADATA_REFRESH_SECONDS", cls.metadata_refresh_seconds),
+            ready_cache_seconds=reader.number("READY_CACHE_SECONDS", cls.ready_cache_seconds, minimum=0.0),
             fetch_allowed_networks=reader.networks("FETCH_ALLOWED_NETWORKS"),
             fetch_allowed_ports=reader.ports("FETCH_ALLOWED_PORTS", "80,443"),
             fetch_timeout_seconds=reader.number("FETCH_TIMEOUT_SECONDS", cls.fetch_timeout_seconds),
@@ -77,13 +74,9 @@ class Settings:
                 "FETCH_CONNECT_TIMEOUT_SECONDS", cls.fetch_connect_timeout_seconds
             ),
             fetch_max_bytes=reader.integer("FETCH_MAX_BYTES", cls.fetch_max_bytes, 1, 2**31),
-            fetch_max_redirects=reader.integer(
-                "FETCH_MAX_REDIRECTS", cls.fetch_max_redirects, 0, 20
-            ),
+            fetch_max_redirects=reader.integer("FETCH_MAX_REDIRECTS", cls.fetch_max_redirects, 0, 20),
             max_image_pixels=reader.integer("MAX_IMAGE_PIXELS", cls.max_image_pixels, 1, 2**31),
-            max_request_bytes=reader.integer(
-                "MAX_REQUEST_BYTES", cls.max_request_bytes, 1024, 2**31
-            ),
+            max_request_bytes=reader.integer("MAX_REQUEST_BYTES", cls.max_request_bytes, 1024, 2**31),
             log_level=reader.choice("LOG_LEVEL", cls.log_level, LOG_LEVELS, upper=True),
             url_prefix=reader.url_prefix("URL_PREFIX"),
         )
@@ -106,7 +99,7 @@ class _EnvReader:
         return default if value is None else value
 
     def url_prefix(self, name: str) -> str:
-        """"/a/b" (a leading slash, none at the end); "" or "/" mean no prefix."""
+        """ "/a/b" (a leading slash, none at the end); "" or "/" mean no prefix."""
         value = self._raw(name)
         if value is None or value == "/":
             return ""

@@ -5,6 +5,7 @@ per-element protobuf fields). Responses may come back either way: TF Serving fil
 `tensor_content` for numeric outputs, other servers and older versions fill the typed repeated
 fields (`float_val`, ...), where a single value may also stand for a whole tensor of that value.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,9 @@ class TensorDecodeError(ValueError):
 
 
 def dtype_name(dtype_enum: int) -> str:
-    return types_pb2.DataType.Name(dtype_enum) if dtype_enum in types_pb2.DataType.values() else str(dtype_enum)
+    return (
+        types_pb2.DataType.Name(dtype_enum) if dtype_enum in types_pb2.DataType.values() else str(dtype_enum)
+    )
 
 
 def _little_endian(array: np.ndarray) -> tuple[int, np.ndarray]:
@@ -47,14 +50,17 @@ def _little_endian(array: np.ndarray) -> tuple[int, np.ndarray]:
 
 
 def _shape_proto(shape: tuple[int, ...]) -> tensor_shape_pb2.TensorShapeProto:
-    return tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in shape])
+    return tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in shape]
+    )
 
 
 def to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     """Encode a numeric array as a TensorProto whose values sit in `tensor_content`."""
     dtype_enum, content = _little_endian(array)
-    return tensor_pb2.TensorProto(dtype=dtype_enum, tensor_shape=_shape_proto(array.shape),
-                                  tensor_content=content.tobytes())
+    return tensor_pb2.TensorProto(
+        dtype=dtype_enum, tensor_shape=_shape_proto(array.shape), tensor_content=content.tobytes()
+    )
 
 
 def _varint(value: int) -> bytes:
@@ -71,8 +77,9 @@ def _length_delimited(field: int, size: int) -> bytes:
     return _varint(field << 3 | 2) + _varint(size)
 
 
-def encode_predict_request(model_name: str, signature_name: str, input_name: str, array: np.ndarray,
-                           output_filter: list[str]) -> bytes:
+def encode_predict_request(
+    model_name: str, signature_name: str, input_name: str, array: np.ndarray, output_filter: list[str]
+) -> bytes:
     """The serialized `PredictRequest` for one input tensor, with the array's buffer copied once.
 
     Building the message with protobuf copies a 1 MB tensor four times (tobytes, TensorProto,
@@ -82,7 +89,9 @@ def encode_predict_request(model_name: str, signature_name: str, input_name: str
     """
     dtype_enum, content = _little_endian(array)
     payload = memoryview(content).cast("B")
-    head = tensor_pb2.TensorProto(dtype=dtype_enum, tensor_shape=_shape_proto(array.shape)).SerializeToString()
+    head = tensor_pb2.TensorProto(
+        dtype=dtype_enum, tensor_shape=_shape_proto(array.shape)
+    ).SerializeToString()
     content_head = _length_delimited(4, payload.nbytes)
     tensor_size = len(head) + len(content_head) + payload.nbytes
     key = input_name.encode("utf-8")
@@ -91,8 +100,9 @@ def encode_predict_request(model_name: str, signature_name: str, input_name: str
         model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name),
         output_filter=output_filter,
     ).SerializeToString()
-    return b"".join((rest, _length_delimited(2, len(entry_head) + tensor_size), entry_head, head,
-                     content_head, payload))
+    return b"".join(
+        (rest, _length_delimited(2, len(entry_head) + tensor_size), entry_head, head, content_head, payload)
+    )
 
 
 def shape_of(proto: tensor_pb2.TensorProto) -> tuple[int, ...]:

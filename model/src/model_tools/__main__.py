@@ -2,6 +2,7 @@
 
 TensorFlow takes seconds to import; `model --help` and the loader must not pay for it.
 """
+
 from __future__ import annotations
 
 import argparse

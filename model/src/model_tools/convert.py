@@ -7,6 +7,7 @@ pixels scaled inside the graph), outputs = the model's scores and optionally a D
 The version directory is written beside its final place and renamed in, so a failed or
 interrupted run leaves nothing a model server could pick up half-written.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -40,8 +41,9 @@ def scale_in_graph(x, family: str):
         return x / 127.5 - 1.0
     if family in ("resnet50", "vgg16"):
         return tf.reverse(x, axis=[-1]) - tf.constant(preprocessing._CAFFE_MEAN_BGR)
-    raise ConvertError(f"unknown preprocessing family {family!r}; "
-                       f"choose one of {', '.join(preprocessing.FAMILIES)}")
+    raise ConvertError(
+        f"unknown preprocessing family {family!r}; choose one of {', '.join(preprocessing.FAMILIES)}"
+    )
 
 
 def load_keras_model(path: pathlib.Path):
@@ -60,16 +62,19 @@ def load_keras_model(path: pathlib.Path):
 def image_io(model) -> tuple[str, tuple, str]:
     """(input name, input shape [None, H, W, 3], output name) of a one-in one-out image model."""
     try:
-        model.inputs, model.outputs
+        _ = model.inputs, model.outputs  # raises for a model whose graph was never built
     except (AttributeError, ValueError) as exc:  # e.g. a Sequential model never built
         raise ConvertError(f"the model has no defined input/output: {exc}") from exc
     if not model.inputs or len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ConvertError(f"expected one image input and one scores output, the model has "
-                           f"{len(model.inputs)} inputs and {len(model.outputs)} outputs")
+        raise ConvertError(
+            f"expected one image input and one scores output, the model has "
+            f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or shape[3] != 3 or None in shape[1:3]:
-        raise ConvertError(f"expected an image input [batch, H, W, 3] with fixed H and W, "
-                           f"the model's input is {list(shape)}")
+        raise ConvertError(
+            f"expected an image input [batch, H, W, 3] with fixed H and W, the model's input is {list(shape)}"
+        )
     if len(model.outputs[0].shape) != 2:
         raise ConvertError(f"expected a [batch, classes] output, got {list(model.outputs[0].shape)}")
     input_name = getattr(model.inputs[0], "name", None) or "input_image"
@@ -80,8 +85,16 @@ def image_io(model) -> tuple[str, tuple, str]:
     return input_name, (None,) + shape[1:], output_name
 
 
-def export_saved_model(model, dest: pathlib.Path, *, labels=None, uint8=False,
-                       family="xception", warmup_records=True, model_name="model"):
+def export_saved_model(
+    model,
+    dest: pathlib.Path,
+    *,
+    labels=None,
+    uint8=False,
+    family="xception",
+    warmup_records=True,
+    model_name="model",
+):
     """Write the SavedModel (+ assets.extra) of ``model`` into the new directory ``dest``."""
     import keras
     import tensorflow as tf
@@ -113,12 +126,28 @@ def export_saved_model(model, dest: pathlib.Path, *, labels=None, uint8=False,
     if labels is not None:
         (extra / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
     if warmup_records:
-        warmup.write_records(extra / warmup.FILENAME, model_name=model_name, signature=SIGNATURE,
-                             input_name=input_name, shape=shape, uint8=uint8)
+        warmup.write_records(
+            extra / warmup.FILENAME,
+            model_name=model_name,
+            signature=SIGNATURE,
+            input_name=input_name,
+            shape=shape,
+            uint8=uint8,
+        )
 
 
-def convert(source: pathlib.Path, out: pathlib.Path, name: str, version: int, *, labels=None,
-            uint8=False, family="xception", force=False, warmup_records=True) -> pathlib.Path:
+def convert(
+    source: pathlib.Path,
+    out: pathlib.Path,
+    name: str,
+    version: int,
+    *,
+    labels=None,
+    uint8=False,
+    family="xception",
+    force=False,
+    warmup_records=True,
+) -> pathlib.Path:
     if version < 1:
         raise ConvertError(f"version must be a positive integer, got {version}")
     final = out / name / str(version)
@@ -129,8 +158,15 @@ def convert(source: pathlib.Path, out: pathlib.Path, name: str, version: int, *,
     # A dot-name is not a number, so TF Serving's version polling never looks at it.
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.partial-", dir=final.parent))
     try:
-        export_saved_model(model, staging / "v", labels=labels, uint8=uint8, family=family,
-                           warmup_records=warmup_records, model_name=name)
+        export_saved_model(
+            model,
+            staging / "v",
+            labels=labels,
+            uint8=uint8,
+            family=family,
+            warmup_records=warmup_records,
+            model_name=name,
+        )
         if final.exists():  # --force: move the old one aside first (rename cannot replace a dir)
             final.rename(staging / "old")
         (staging / "v").rename(final)
@@ -145,12 +181,18 @@ def add_arguments(parser):
     parser.add_argument("--name", default="clothing-model", help="model name (a directory level)")
     parser.add_argument("--version", type=int, default=1, help="version directory (integer)")
     parser.add_argument("--labels", help="file with one class label per line, in output order")
-    parser.add_argument("--uint8", action="store_true",
-                        help="uint8 raw-pixel input; the graph does the preprocessing scaling")
-    parser.add_argument("--preprocessing", default="xception", choices=preprocessing.FAMILIES,
-                        help="scaling family used inside the graph with --uint8")
-    parser.add_argument("--no-warmup", action="store_true",
-                        help="do not write assets.extra/tf_serving_warmup_requests")
+    parser.add_argument(
+        "--uint8", action="store_true", help="uint8 raw-pixel input; the graph does the preprocessing scaling"
+    )
+    parser.add_argument(
+        "--preprocessing",
+        default="xception",
+        choices=preprocessing.FAMILIES,
+        help="scaling family used inside the graph with --uint8",
+    )
+    parser.add_argument(
+        "--no-warmup", action="store_true", help="do not write assets.extra/tf_serving_warmup_requests"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing version")
 
 
@@ -159,9 +201,17 @@ def run(args) -> int:
 
     try:
         labels = read_labels(args.labels) if args.labels else None
-        final = convert(pathlib.Path(args.model), pathlib.Path(args.out), args.name, args.version,
-                        labels=labels, uint8=args.uint8, family=args.preprocessing,
-                        force=args.force, warmup_records=not args.no_warmup)
+        final = convert(
+            pathlib.Path(args.model),
+            pathlib.Path(args.out),
+            args.name,
+            args.version,
+            labels=labels,
+            uint8=args.uint8,
+            family=args.preprocessing,
+            force=args.force,
+            warmup_records=not args.no_warmup,
+        )
     except ConvertError as exc:
         print(f"model convert: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """`model inspect <version dir>`: the signatures, like `saved_model_cli show --all`, and the
 chart values that serve this model (keys of the chart's values.yaml, ``global.model.*``)."""
+
 from __future__ import annotations
 
 import pathlib
@@ -27,21 +28,22 @@ def describe_signatures(signature_defs) -> str:
             lines.append(f"  The given SavedModel SignatureDef contains the following {kind}(s):")
             for alias in sorted(tensors):
                 info = tensors[alias]
-                lines += [f"    {kind}s['{alias}'] tensor_info:",
-                          f"        dtype: {types_pb2.DataType.Name(info.dtype)}",
-                          f"        shape: {_shape(info.tensor_shape)}",
-                          f"        name: {info.name}"]
+                lines += [
+                    f"    {kind}s['{alias}'] tensor_info:",
+                    f"        dtype: {types_pb2.DataType.Name(info.dtype)}",
+                    f"        shape: {_shape(info.tensor_shape)}",
+                    f"        name: {info.name}",
+                ]
         lines += [f"  Method name is: {signature.method_name}", ""]
     return "\n".join(lines)
 
 
 def image_signature_facts(signature) -> dict:
     """What the gateway will discover: input name/dtype/size, scores output, labels output."""
-    (input_name, info), = signature.inputs.items() if len(signature.inputs) == 1 else ((None, None),)
+    ((input_name, info),) = signature.inputs.items() if len(signature.inputs) == 1 else ((None, None),)
     facts = {"input": input_name, "dtype": dtype_name(info.dtype) if info else None}
     if info is not None and not info.tensor_shape.unknown_rank and len(info.tensor_shape.dim) == 4:
-        facts["height"], facts["width"] = (info.tensor_shape.dim[1].size,
-                                           info.tensor_shape.dim[2].size)
+        facts["height"], facts["width"] = (info.tensor_shape.dim[1].size, info.tensor_shape.dim[2].size)
     scores = [a for a in signature.outputs if a != LABELS_OUTPUT]
     facts["scores"] = scores[0] if len(scores) == 1 else None
     facts["labels_output"] = LABELS_OUTPUT in signature.outputs
@@ -52,8 +54,11 @@ def values_snippet(version_dir: pathlib.Path, signature_name: str, facts: dict) 
     name = version_dir.parent.name if version_dir.name.isdigit() else "clothing-model"
     version = int(version_dir.name) if version_dir.name.isdigit() else 1
     labels_file = version_dir / "assets.extra" / "labels.txt"
-    labels = [line.strip() for line in labels_file.read_text().splitlines() if line.strip()] \
-        if labels_file.is_file() else []
+    labels = (
+        [line.strip() for line in labels_file.read_text().splitlines() if line.strip()]
+        if labels_file.is_file()
+        else []
+    )
     if facts["labels_output"]:
         labels_line = "    labels: []  # the model's own `labels` output names the classes"
     elif labels:
@@ -63,12 +68,22 @@ def values_snippet(version_dir: pathlib.Path, signature_name: str, facts: dict) 
     if facts["dtype"] == "uint8":
         pre_line = "    preprocessing: xception  # ignored: uint8 input, the graph scales pixels"
     else:
-        pre_line = ("    preprocessing: xception  # scaling the model was trained with "
-                    "(xception | resnet50 | vgg16 | inception_v3)")
-    return "\n".join([
-        "# values for the chart (helm upgrade ... -f this-file or --set global.model.version=N)",
-        "global:", "  model:", f"    name: {name}", f"    version: {version}",
-        f"    signature: {signature_name}", labels_line, pre_line])
+        pre_line = (
+            "    preprocessing: xception  # scaling the model was trained with "
+            "(xception | resnet50 | vgg16 | inception_v3)"
+        )
+    return "\n".join(
+        [
+            "# values for the chart (helm upgrade ... -f this-file or --set global.model.version=N)",
+            "global:",
+            "  model:",
+            f"    name: {name}",
+            f"    version: {version}",
+            f"    signature: {signature_name}",
+            labels_line,
+            pre_line,
+        ]
+    )
 
 
 def inspect(version_dir: pathlib.Path, signature_name: str = SIGNATURE) -> str:
@@ -83,9 +98,10 @@ def inspect(version_dir: pathlib.Path, signature_name: str = SIGNATURE) -> str:
         return "\n".join(out)
     facts = image_signature_facts(signature_defs[signature_name])
     size = f"{facts.get('width')}x{facts.get('height')}" if "width" in facts else "unknown"
-    out.append(f"# {signature_name}: image input '{facts['input']}' ({facts['dtype']}, {size}), "
-               f"scores output '{facts['scores']}'"
-               + (", labels output 'labels'" if facts["labels_output"] else ""))
+    out.append(
+        f"# {signature_name}: image input '{facts['input']}' ({facts['dtype']}, {size}), "
+        f"scores output '{facts['scores']}'" + (", labels output 'labels'" if facts["labels_output"] else "")
+    )
     out.append("")
     out.append(values_snippet(version_dir, signature_name, facts))
     return "\n".join(out) + "\n"

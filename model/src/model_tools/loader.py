@@ -10,6 +10,7 @@ absolute paths, no ``..``, no links leaving the destination, no devices or FIFOs
 a temporary directory beside ``--dest`` and renames it into place. A failure at any step leaves
 ``--dest`` as it was.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,12 +79,16 @@ def check_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
         if member.issym():
             target = posixpath.join(posixpath.dirname(name), member.linkname)
             if member.linkname.startswith("/") or not _inside(target):
-                raise LoaderError(f"refusing archive: symlink {name!r} -> {member.linkname!r} "
-                                  "points outside the destination")
+                raise LoaderError(
+                    f"refusing archive: symlink {name!r} -> {member.linkname!r} "
+                    "points outside the destination"
+                )
         elif member.islnk():
             if not _inside(member.linkname):
-                raise LoaderError(f"refusing archive: hard link {name!r} -> {member.linkname!r} "
-                                  "points outside the destination")
+                raise LoaderError(
+                    f"refusing archive: hard link {name!r} -> {member.linkname!r} "
+                    "points outside the destination"
+                )
         elif not (member.isfile() or member.isdir()):
             raise LoaderError(f"refusing archive: {name!r} is a device, FIFO or other special file")
     return members
@@ -97,8 +102,9 @@ def find_saved_model(root: pathlib.Path) -> pathlib.Path:
     children = [p for p in root.iterdir()]
     if len(children) == 1 and children[0].is_dir() and (children[0] / "saved_model.pb").is_file():
         return children[0]
-    raise LoaderError("no saved_model.pb at the top of the model (expected the contents of one "
-                      "version directory)")
+    raise LoaderError(
+        "no saved_model.pb at the top of the model (expected the contents of one version directory)"
+    )
 
 
 def _marker(dest: pathlib.Path) -> pathlib.Path:
@@ -117,12 +123,12 @@ def install(version_dir: pathlib.Path, staging: pathlib.Path, dest: pathlib.Path
 
 def already_installed(dest: pathlib.Path, source: str) -> bool:
     marker = _marker(dest)
-    return (dest / "saved_model.pb").is_file() and marker.is_file() and \
-        marker.read_text().strip() == source
+    return (dest / "saved_model.pb").is_file() and marker.is_file() and marker.read_text().strip() == source
 
 
-def fetch(url: str, sha256: str, dest: pathlib.Path, *, max_bytes: int, timeout: float,
-          retries: int = 3) -> str:
+def fetch(
+    url: str, sha256: str, dest: pathlib.Path, *, max_bytes: int, timeout: float, retries: int = 3
+) -> str:
     sha256 = sha256.strip().lower()
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise LoaderError("--sha256 must be 64 hexadecimal digits")
@@ -141,10 +147,11 @@ def fetch(url: str, sha256: str, dest: pathlib.Path, *, max_bytes: int, timeout:
                 if attempt == retries or "limit" in str(exc) or "refusing" in str(exc):
                     raise
                 print(f"model-loader: {exc}; retrying ({attempt}/{retries})", file=sys.stderr)
-                time.sleep(min(2 ** attempt, 10))
+                time.sleep(min(2**attempt, 10))
         if actual != sha256:
-            raise LoaderError(f"checksum mismatch: expected sha256 {sha256}, downloaded {actual}; "
-                              f"{dest} left untouched")
+            raise LoaderError(
+                f"checksum mismatch: expected sha256 {sha256}, downloaded {actual}; {dest} left untouched"
+            )
         unpacked = staging / "unpacked"
         unpacked.mkdir()
         try:
@@ -173,7 +180,8 @@ def check_image_version(built_for: str | None, dest: pathlib.Path) -> None:
         raise LoaderError(
             f"this model image holds {built.parent.name} version {built.name}, but {dest.parent.name} "
             f"version {dest.name} was asked for: build and push a model image of version {dest.name}, "
-            f"or point global.model.source.image at it (its tag or digest still names version {built.name})")
+            f"or point global.model.source.image at it (its tag or digest still names version {built.name})"
+        )
 
 
 def copy(src: pathlib.Path, dest: pathlib.Path, built_for: str | None = None) -> str:
@@ -202,14 +210,23 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--retries", type=int, default=3, help="attempts on network errors")
     c = sub.add_parser("copy", help="copy a SavedModel version directory atomically")
     c.add_argument("--src", default="/model")
-    c.add_argument("--dest", default=os.environ.get("MODEL_DEST"),
-                   required="MODEL_DEST" not in os.environ,
-                   help="version directory to create (default: $MODEL_DEST, set by model images)")
+    c.add_argument(
+        "--dest",
+        default=os.environ.get("MODEL_DEST"),
+        required="MODEL_DEST" not in os.environ,
+        help="version directory to create (default: $MODEL_DEST, set by model images)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
-            message = fetch(args.url, args.sha256, pathlib.Path(args.dest),
-                            max_bytes=args.max_bytes, timeout=args.timeout, retries=args.retries)
+            message = fetch(
+                args.url,
+                args.sha256,
+                pathlib.Path(args.dest),
+                max_bytes=args.max_bytes,
+                timeout=args.timeout,
+                retries=args.retries,
+            )
         else:
             message = copy(pathlib.Path(args.src), pathlib.Path(args.dest), os.environ.get("MODEL_DEST"))
     except LoaderError as exc:

@@ -5,6 +5,7 @@ aspired versions from the version policy (latest N, specific, all), loads the ne
 replays their warmup records) *before* unloading the ones no longer aspired -- TF Serving's
 availability-preserving policy, so a request always finds a servable.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,7 @@ def list_versions(base_path: pathlib.Path) -> list[int]:
         entries = list(base_path.iterdir())
     except FileNotFoundError:
         return []
-    return sorted(int(p.name) for p in entries
-                  if p.name.isdigit() and (p / "saved_model.pb").is_file())
+    return sorted(int(p.name) for p in entries if p.name.isdigit() and (p / "saved_model.pb").is_file())
 
 
 class ManagedModel:
@@ -55,15 +55,18 @@ class ManagedModel:
             return found
         if self.config.policy == "specific":
             return [v for v in found if v in self.config.specific_versions]
-        return found[-self.config.num_latest:] if found else []
+        return found[-self.config.num_latest :] if found else []
 
     def sync(self) -> None:
         found = list_versions(self.config.base_path)
         aspired = self.aspired(found)
         if not aspired:
             if not self._warned_empty:
-                log.warning("No versions of servable %s found under base path %s",
-                            self.config.name, self.config.base_path)
+                log.warning(
+                    "No versions of servable %s found under base path %s",
+                    self.config.name,
+                    self.config.base_path,
+                )
                 self._warned_empty = True
             return  # keep what is loaded rather than serve nothing (see README: differences)
         self._warned_empty = False
@@ -73,8 +76,7 @@ class ManagedModel:
         with self._lock:
             if any(v in self._servables for v in aspired):
                 for version in [v for v in self._servables if v not in aspired]:
-                    log.info("Unloading servable version {name: %s version: %d}",
-                             self.config.name, version)
+                    log.info("Unloading servable version {name: %s version: %d}", self.config.name, version)
                     del self._servables[version]
 
     def _load(self, version: int) -> None:
@@ -82,33 +84,43 @@ class ManagedModel:
         if failure and time.monotonic() < failure[1]:
             return
         path = self.config.base_path / str(version)
-        log.info("Loading servable version {name: %s version: %d} from %s",
-                 self.config.name, version, path)
+        log.info("Loading servable version {name: %s version: %d} from %s", self.config.name, version, path)
         started = time.monotonic()
         try:
             servable = Servable(self.config.name, version, path)
             warmed = servable.run_warmup() if self.warmup else 0
         except Exception as exc:  # a broken version must not take the server down
             backoff = min(MAX_RETRY_SECONDS, failure[2] * 2 if failure else 2.0)
-            self._failures[version] = (str(exc).splitlines()[0] if str(exc) else repr(exc),
-                                       time.monotonic() + backoff, backoff)
-            log.error("Loading servable version {name: %s version: %d} failed: %s (retry in "
-                      "%.0f s)", self.config.name, version, self._failures[version][0], backoff)
+            self._failures[version] = (
+                str(exc).splitlines()[0] if str(exc) else repr(exc),
+                time.monotonic() + backoff,
+                backoff,
+            )
+            log.error(
+                "Loading servable version {name: %s version: %d} failed: %s (retry in %.0f s)",
+                self.config.name,
+                version,
+                self._failures[version][0],
+                backoff,
+            )
             return
         self._failures.pop(version, None)
         with self._lock:
             self._servables[version] = servable
-        log.info("Successfully loaded servable version {name: %s version: %d} in %.1f s "
-                 "(%d warmup requests)", self.config.name, version,
-                 time.monotonic() - started, warmed)
+        log.info(
+            "Successfully loaded servable version {name: %s version: %d} in %.1f s (%d warmup requests)",
+            self.config.name,
+            version,
+            time.monotonic() - started,
+            warmed,
+        )
 
     def get(self, version: int | None = None, label: str | None = None) -> Servable:
         with self._lock:
             if label:
                 version = self.config.version_labels.get(label)
                 if version is None:  # TF Serving's ServerCore answers the same
-                    raise ServingError("INVALID_ARGUMENT",
-                                       f"Unrecognized servable version label: {label}")
+                    raise ServingError("INVALID_ARGUMENT", f"Unrecognized servable version label: {label}")
             if version is None:
                 if not self._servables:
                     raise servable_not_found(self.config.name)
@@ -125,12 +137,12 @@ class ManagedModel:
             rows.setdefault(v, (v, "END", "UNKNOWN", message))
         if version is not None:
             if version not in rows:
-                raise ServingError("NOT_FOUND", f"Could not find version {version} of model "
-                                   f"{self.config.name}")
+                raise ServingError(
+                    "NOT_FOUND", f"Could not find version {version} of model {self.config.name}"
+                )
             return [rows[version]]
         if not rows:
-            raise ServingError("NOT_FOUND", f"Could not find any versions of model "
-                               f"{self.config.name}")
+            raise ServingError("NOT_FOUND", f"Could not find any versions of model {self.config.name}")
         return [rows[v] for v in sorted(rows, reverse=True)]
 
     @property

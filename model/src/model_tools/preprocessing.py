@@ -5,6 +5,7 @@ conversion, resize to the model's (W, H) with ``Image.NEAREST`` -- what keras-im
 Keras ``load_img`` do -- then a scaling family. Training uses these functions so the demo model
 sees the same pixels the gateway sends; tests/test_train_serve_parity.py holds the two together.
 """
+
 from __future__ import annotations
 
 import pathlib

@@ -1,4 +1,5 @@
 """One loaded SavedModel version: its signatures (as TF Serving reports them) and Predict."""
+
 from __future__ import annotations
 
 import logging
@@ -35,14 +36,14 @@ class Servable:
         self._loaded = tf.saved_model.load(str(path), tags=["serve"])
         self._functions = dict(self._loaded.signatures)
 
-    def predict(self, inputs: dict[str, np.ndarray], signature_name: str = "",
-                output_filter=()) -> dict[str, np.ndarray]:
+    def predict(
+        self, inputs: dict[str, np.ndarray], signature_name: str = "", output_filter=()
+    ) -> dict[str, np.ndarray]:
         import tensorflow as tf
 
         signature_name = signature_name or DEFAULT_SIGNATURE
         if signature_name not in self.signature_defs or signature_name not in self._functions:
-            raise ServingError("FAILED_PRECONDITION",
-                               f'Serving signature key "{signature_name}" not found.')
+            raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{signature_name}" not found.')
         signature = self.signature_defs[signature_name]
         expected = sorted(signature.inputs)
         sent = sorted(inputs)
@@ -52,14 +53,16 @@ class Servable:
                 f"input size does not match signature: {len(sent)}!={len(expected)} "
                 f"len({{{','.join(sent)}}}) != len({{{','.join(expected)}}}). "
                 f"Sent extra: {{{','.join(sorted(set(sent) - set(expected)))}}}. "
-                f"Missing but required: {{{','.join(sorted(set(expected) - set(sent)))}}}.")
+                f"Missing but required: {{{','.join(sorted(set(expected) - set(sent)))}}}.",
+            )
         feeds = {}
         for position, alias in enumerate(sent):
             if alias not in signature.inputs:
                 raise ServingError(
                     "INVALID_ARGUMENT",
                     f"input tensor alias not found in signature: {alias}. "
-                    f"Inputs expected to be in the set {{{','.join(expected)}}}.")
+                    f"Inputs expected to be in the set {{{','.join(expected)}}}.",
+                )
             info = signature.inputs[alias]
             feeds[alias] = self._check_input(position, alias, info, inputs[alias])
         wanted = list(output_filter) or list(signature.outputs)
@@ -68,12 +71,14 @@ class Servable:
                 raise ServingError(
                     "INVALID_ARGUMENT",
                     f"output tensor alias not found in signature: {alias} Outputs expected "
-                    f"to be in the set {{{','.join(sorted(signature.outputs))}}}.")
+                    f"to be in the set {{{','.join(sorted(signature.outputs))}}}.",
+                )
         if len(set(wanted)) != len(wanted):
             raise ServingError("INVALID_ARGUMENT", "duplicate output tensor alias")
         try:
             outputs = self._functions[signature_name](
-                **{alias: tf.constant(value) for alias, value in feeds.items()})
+                **{alias: tf.constant(value) for alias, value in feeds.items()}
+            )
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
             raise ServingError("INVALID_ARGUMENT", str(exc).strip().splitlines()[0]) from exc
         return {alias: outputs[alias].numpy() for alias in wanted}
@@ -84,21 +89,31 @@ class Servable:
         got = value.dtype
         if want is object:
             if got.kind not in ("O", "S", "U"):
-                raise ServingError("INVALID_ARGUMENT", f"Expects arg[{position}] to be string "
-                                   f"but {tensor_codec.dtype_name(tensor_codec.enum_of(value))} "
-                                   "is provided")
+                raise ServingError(
+                    "INVALID_ARGUMENT",
+                    f"Expects arg[{position}] to be string "
+                    f"but {tensor_codec.dtype_name(tensor_codec.enum_of(value))} "
+                    "is provided",
+                )
         elif got != np.dtype(want):
-            got_name = "string" if got.kind in ("O", "S", "U") else tensor_codec.dtype_name(
-                tensor_codec.enum_of(value))
-            raise ServingError("INVALID_ARGUMENT", f"Expects arg[{position}] to be "
-                               f"{tensor_codec.dtype_name(info.dtype)} but {got_name} is provided")
+            got_name = (
+                "string"
+                if got.kind in ("O", "S", "U")
+                else tensor_codec.dtype_name(tensor_codec.enum_of(value))
+            )
+            raise ServingError(
+                "INVALID_ARGUMENT",
+                f"Expects arg[{position}] to be "
+                f"{tensor_codec.dtype_name(info.dtype)} but {got_name} is provided",
+            )
         if not info.tensor_shape.unknown_rank:
             dims = [d.size for d in info.tensor_shape.dim]
             if len(dims) != value.ndim or any(d >= 0 and d != s for d, s in zip(dims, value.shape)):
                 raise ServingError(
                     "INVALID_ARGUMENT",
                     f"input tensor {alias} has shape {list(value.shape)}, the signature expects "
-                    f"{dims} (-1 = any size)")
+                    f"{dims} (-1 = any size)",
+                )
         return value
 
     def run_warmup(self) -> int:

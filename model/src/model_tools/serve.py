@@ -5,6 +5,7 @@ work unchanged), loads ``<model_base_path>/<version>/`` with TensorFlow, serves 
 version, picks up new version directories by polling, and opens its ports only once the
 initial versions are loaded. Flags it does not implement are accepted and logged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,17 +20,38 @@ log = logging.getLogger("model_tools.serve")
 
 # TF Serving flags accepted for command-line compatibility but without effect here.
 IGNORED_FLAGS = (
-    "enable_batching", "batching_parameters_file", "allow_version_labels_for_unavailable_models",
-    "tensorflow_session_parallelism", "tensorflow_intra_op_parallelism",
-    "tensorflow_inter_op_parallelism", "rest_api_num_threads", "rest_api_timeout_in_ms",
-    "grpc_max_threads", "enable_signature_method_name_check",
-    "model_config_file_poll_wait_seconds", "platform_config_file", "per_process_gpu_memory_fraction",
-    "saved_model_tags", "xla_cpu_compilation_enabled", "num_load_threads", "num_unload_threads",
-    "max_num_load_retries", "load_retry_interval_micros", "ssl_config_file", "grpc_socket_path",
-    "rest_api_enable_cors_support", "flush_filesystem_caches", "enable_model_warmup_reuse",
-    "num_request_iterations_for_warmup", "remove_unused_fields_from_bundle_metagraph",
-    "prefer_tflite_model", "use_tflite_model", "tensorflow_gpu_memory_fraction",
-    "thread_pool_factory_config_file", "mixed_precision", "skip_initialize_tpu",
+    "enable_batching",
+    "batching_parameters_file",
+    "allow_version_labels_for_unavailable_models",
+    "tensorflow_session_parallelism",
+    "tensorflow_intra_op_parallelism",
+    "tensorflow_inter_op_parallelism",
+    "rest_api_num_threads",
+    "rest_api_timeout_in_ms",
+    "grpc_max_threads",
+    "enable_signature_method_name_check",
+    "model_config_file_poll_wait_seconds",
+    "platform_config_file",
+    "per_process_gpu_memory_fraction",
+    "saved_model_tags",
+    "xla_cpu_compilation_enabled",
+    "num_load_threads",
+    "num_unload_threads",
+    "max_num_load_retries",
+    "load_retry_interval_micros",
+    "ssl_config_file",
+    "grpc_socket_path",
+    "rest_api_enable_cors_support",
+    "flush_filesystem_caches",
+    "enable_model_warmup_reuse",
+    "num_request_iterations_for_warmup",
+    "remove_unused_fields_from_bundle_metagraph",
+    "prefer_tflite_model",
+    "use_tflite_model",
+    "tensorflow_gpu_memory_fraction",
+    "thread_pool_factory_config_file",
+    "mixed_precision",
+    "skip_initialize_tpu",
 )
 
 
@@ -43,30 +65,63 @@ def _bool(text: str) -> bool:
 
 def add_arguments(parser):
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
-    parser.add_argument("--rest_api_port", type=int, default=8501, help="REST port (0: no REST, "
-                        "as in TF Serving)")
-    parser.add_argument("--host", default="127.0.0.1", help="bind address for both ports (not a TF "
-                        "Serving flag; TF Serving always binds every interface)")
+    parser.add_argument(
+        "--rest_api_port", type=int, default=8501, help="REST port (0: no REST, as in TF Serving)"
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="bind address for both ports (not a TF Serving flag; TF Serving always binds every interface)",
+    )
     parser.add_argument("--model_name", default="default")
     parser.add_argument("--model_base_path", help="directory holding <version>/ subdirectories")
-    parser.add_argument("--model_config_file", help="ModelServerConfig text proto (several models, "
-                        "version policies, version labels)")
-    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                        help="seconds between version directory scans (<= 0: scan only at start)")
-    parser.add_argument("--monitoring_config_file", help="MonitoringConfig text proto; "
-                        "prometheus_config { enable: true } exposes metrics on the REST port")
-    parser.add_argument("--enable_model_warmup", type=_bool, nargs="?", const=True, default=True,
-                        help="replay assets.extra/tf_serving_warmup_requests before serving")
+    parser.add_argument(
+        "--model_config_file",
+        help="ModelServerConfig text proto (several models, version policies, version labels)",
+    )
+    parser.add_argument(
+        "--file_system_poll_wait_seconds",
+        type=float,
+        default=1.0,
+        help="seconds between version directory scans (<= 0: scan only at start)",
+    )
+    parser.add_argument(
+        "--monitoring_config_file",
+        help="MonitoringConfig text proto; "
+        "prometheus_config { enable: true } exposes metrics on the REST port",
+    )
+    parser.add_argument(
+        "--enable_model_warmup",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="replay assets.extra/tf_serving_warmup_requests before serving",
+    )
     parser.add_argument("--grpc_workers", type=int, default=16, help="gRPC handler threads")
-    parser.add_argument("--grpc_channel_arguments", type=parse_channel_arguments, default=(),
-                        help="gRPC server arguments as TF Serving takes them: key=value,key=value "
-                        "(e.g. grpc.max_connection_age_ms=30000)")
-    parser.add_argument("--on_sigterm", choices=("exit", "ignore"), default="exit",
-                        help="not a TF Serving flag: 'ignore' behaves like TF Serving, which "
-                        "ignores SIGTERM and serves until it is killed (tensorflow/serving#1853)")
-    parser.add_argument("--wait_for_models", type=_bool, nargs="?", const=True, default=False,
-                        help="with no version under a base path yet, wait for one as TF Serving does "
-                        "(the container image sets it); without it, say what layout was expected and exit")
+    parser.add_argument(
+        "--grpc_channel_arguments",
+        type=parse_channel_arguments,
+        default=(),
+        help="gRPC server arguments as TF Serving takes them: key=value,key=value "
+        "(e.g. grpc.max_connection_age_ms=30000)",
+    )
+    parser.add_argument(
+        "--on_sigterm",
+        choices=("exit", "ignore"),
+        default="exit",
+        help="not a TF Serving flag: 'ignore' behaves like TF Serving, which "
+        "ignores SIGTERM and serves until it is killed (tensorflow/serving#1853)",
+    )
+    parser.add_argument(
+        "--wait_for_models",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="with no version under a base path yet, wait for one as TF Serving does "
+        "(the container image sets it); without it, say what layout was expected and exit",
+    )
     parser.add_argument("--log_level", default="INFO")
     for flag in IGNORED_FLAGS:
         parser.add_argument(f"--{flag}", nargs="?", const="true", help=argparse.SUPPRESS)
@@ -97,17 +152,21 @@ def read_model_configs(args):
         configs = []
         for model in config.model_config_list.config:
             policy = model.model_version_policy.WhichOneof("policy_choice") or "latest"
-            configs.append(ModelConfig(
-                name=model.name, base_path=pathlib.Path(model.base_path), policy=policy,
-                num_latest=model.model_version_policy.latest.num_versions or 1,
-                specific_versions=tuple(model.model_version_policy.specific.versions),
-                version_labels=dict(model.version_labels)))
+            configs.append(
+                ModelConfig(
+                    name=model.name,
+                    base_path=pathlib.Path(model.base_path),
+                    policy=policy,
+                    num_latest=model.model_version_policy.latest.num_versions or 1,
+                    specific_versions=tuple(model.model_version_policy.specific.versions),
+                    version_labels=dict(model.version_labels),
+                )
+            )
         if not configs:
             raise SystemExit(f"{args.model_config_file}: no model_config_list entries")
         return configs
     if not args.model_base_path:
-        raise SystemExit("model serve: give --model_base_path (and --model_name) or "
-                         "--model_config_file")
+        raise SystemExit("model serve: give --model_base_path (and --model_name) or --model_config_file")
     return [ModelConfig(name=args.model_name, base_path=pathlib.Path(args.model_base_path))]
 
 
@@ -125,12 +184,16 @@ def read_prometheus_path(monitoring_config_file: str | None) -> str | None:
 
 
 def run(args, extra_flags=()) -> int:
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     for flag in IGNORED_FLAGS:
         if getattr(args, flag, None) is not None:
-            log.warning("--%s is accepted for TF Serving compatibility but has no effect in "
-                        "model serve", flag)
+            log.warning(
+                "--%s is accepted for TF Serving compatibility but has no effect in model serve", flag
+            )
     for flag in extra_flags:
         log.warning("unknown flag %s ignored", flag)
     configs = read_model_configs(args)
@@ -155,11 +218,13 @@ def run(args, extra_flags=()) -> int:
 
         empty = [config for config in configs if not list_versions(config.base_path)]
         for config in empty:
-            print(f"model serve: no version of {config.name} under {config.base_path}: expected "
-                  f"{config.base_path}/<version>/saved_model.pb, e.g. {config.base_path}/1/saved_model.pb "
-                  f"(`model convert my.keras --out <dir> --name {config.name}` writes <dir>/{config.name}/1/; "
-                  "pass that <dir>/<name> as --model_base_path), or --wait_for_models to wait for one",
-                  file=sys.stderr)
+            print(
+                f"model serve: no version of {config.name} under {config.base_path}: expected "
+                f"{config.base_path}/<version>/saved_model.pb, e.g. {config.base_path}/1/saved_model.pb "
+                f"(`model convert my.keras --out <dir> --name {config.name}` writes <dir>/{config.name}/1/; "
+                "pass that <dir>/<name> as --model_base_path), or --wait_for_models to wait for one",
+                file=sys.stderr,
+            )
         if empty:
             return 2
     manager = ModelManager(configs, args.file_system_poll_wait_seconds, args.enable_model_warmup)
@@ -170,12 +235,14 @@ def run(args, extra_flags=()) -> int:
     metrics = ServeMetrics()
     grpc_server, rest_server, rest_port = None, None, 0
     try:
-        grpc_server, grpc_port = start_grpc(manager, metrics, args.host, args.port,
-                                            args.grpc_workers, args.grpc_channel_arguments)
+        grpc_server, grpc_port = start_grpc(
+            manager, metrics, args.host, args.port, args.grpc_workers, args.grpc_channel_arguments
+        )
         log.info("Running gRPC ModelServer at %s:%d ...", args.host, grpc_port)
         if args.rest_api_port:
-            rest_server, rest_port = start_rest(manager, metrics, args.host, args.rest_api_port,
-                                                prometheus_path)
+            rest_server, rest_port = start_rest(
+                manager, metrics, args.host, args.rest_api_port, prometheus_path
+            )
             log.info("Exporting HTTP/REST API at:%s:%d ...", args.host, rest_port)
     except OSError as exc:  # port in use, bad address: one clear line, exit status 1
         log.error("cannot start: %s", exc)
@@ -185,8 +252,11 @@ def run(args, extra_flags=()) -> int:
         return 1
     models = ", ".join(f"{m.config.name} v{m.get().version}" for m in manager.models.values())
     # One line other tools wait for; flush so a parent reading our stdout sees it at once.
-    print(f"model serve: listening grpc={args.host}:{grpc_port} rest="
-          f"{f'{args.host}:{rest_port}' if rest_server else 'off'} models: {models}", flush=True)
+    print(
+        f"model serve: listening grpc={args.host}:{grpc_port} rest="
+        f"{f'{args.host}:{rest_port}' if rest_server else 'off'} models: {models}",
+        flush=True,
+    )
 
     stopping.wait()
     log.info("shutting down")

@@ -1,5 +1,6 @@
 """gRPC side of `model serve`: PredictionService (Predict, GetModelMetadata) and ModelService
 (GetModelStatus), with TF Serving's status codes and messages."""
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         try:
             servable = self.manager.get(name, *_version_of(request.model_spec))
             inputs = {alias: tensor_codec.to_numpy(t) for alias, t in request.inputs.items()}
-            outputs = servable.predict(inputs, request.model_spec.signature_name,
-                                       request.output_filter)
+            outputs = servable.predict(inputs, request.model_spec.signature_name, request.output_filter)
         except ServingError as error:
             self.metrics.record(name, "Predict", error.code, time.perf_counter() - started)
             _abort(context, error)
@@ -61,12 +61,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         name = request.model_spec.name
         try:
             if not request.metadata_field:
-                raise ServingError("INVALID_ARGUMENT",
-                                   "GetModelMetadataRequest must specify at least one metadata_field")
+                raise ServingError(
+                    "INVALID_ARGUMENT", "GetModelMetadataRequest must specify at least one metadata_field"
+                )
             for field in request.metadata_field:
                 if field != "signature_def":
-                    raise ServingError("INVALID_ARGUMENT",
-                                       f"Metadata field {field} is not supported")
+                    raise ServingError("INVALID_ARGUMENT", f"Metadata field {field} is not supported")
             servable = self.manager.get(name, *_version_of(request.model_spec))
         except ServingError as error:
             self.metrics.record(name, "GetModelMetadata", error.code, 0.0)
@@ -90,8 +90,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         version, _ = _version_of(request.model_spec)
         try:
             if request.model_spec.name not in self.manager.models:
-                raise ServingError("NOT_FOUND", "Could not find any versions of model "
-                                   f"{request.model_spec.name}")
+                raise ServingError(
+                    "NOT_FOUND", f"Could not find any versions of model {request.model_spec.name}"
+                )
             rows = self.manager.model(request.model_spec.name).status(version)
         except ServingError as error:
             _abort(context, error)
@@ -105,8 +106,7 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
     def HandleReloadConfigRequest(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      "model serve does not reload its model config over gRPC")
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "model serve does not reload its model config over gRPC")
 
 
 def start_grpc(manager, metrics, host: str, port: int, max_workers: int = 16, channel_arguments=()):
@@ -114,11 +114,16 @@ def start_grpc(manager, metrics, host: str, port: int, max_workers: int = 16, ch
     server arguments (TF Serving's --grpc_channel_arguments), e.g. grpc.max_connection_age_ms."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        options=[("grpc.max_receive_message_length", 2**31 - 1),
-                 ("grpc.max_send_message_length", 2**31 - 1),
-                 ("grpc.so_reuseport", 0), *channel_arguments])
+        options=[
+            ("grpc.max_receive_message_length", 2**31 - 1),
+            ("grpc.max_send_message_length", 2**31 - 1),
+            ("grpc.so_reuseport", 0),
+            *channel_arguments,
+        ],
+    )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(manager, metrics), server)
+        PredictionService(manager, metrics), server
+    )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:

@@ -1,5 +1,6 @@
 """Prometheus text for `model serve`'s monitoring endpoint, with TF Serving's metric names
 (``:tensorflow:serving:request_count``, ``...:request_latency``) so dashboards carry over."""
+
 from __future__ import annotations
 
 import bisect
@@ -16,14 +17,12 @@ class ServeMetrics:
         self._requests = collections.Counter()  # (model, status) -> count
         self._latency = {}  # (model, api) -> [bucket counts..., sum, count]
 
-    def record(self, model: str, api: str, status: str, seconds: float,
-               entrypoint: str = "GRPC") -> None:
+    def record(self, model: str, api: str, status: str, seconds: float, entrypoint: str = "GRPC") -> None:
         micros = seconds * 1e6
         with self._lock:
             self._requests[(model, status)] += 1
             if status == "OK":
-                row = self._latency.setdefault((model, api, entrypoint),
-                                               [0] * len(_BUCKETS_US) + [0.0, 0])
+                row = self._latency.setdefault((model, api, entrypoint), [0] * len(_BUCKETS_US) + [0.0, 0])
                 bucket = bisect.bisect_left(_BUCKETS_US, micros)
                 if bucket < len(_BUCKETS_US):  # beyond the last bound: only +Inf counts it
                     row[bucket] += 1
@@ -34,18 +33,19 @@ class ServeMetrics:
         lines = ["# TYPE :tensorflow:serving:request_count counter"]
         with self._lock:
             for (model, status), n in sorted(self._requests.items()):
-                lines.append(f':tensorflow:serving:request_count{{model_name="{model}",'
-                             f'status="{status}"}} {n}')
+                lines.append(
+                    f':tensorflow:serving:request_count{{model_name="{model}",status="{status}"}} {n}'
+                )
             lines.append("# TYPE :tensorflow:serving:request_latency histogram")
             for (model, api, entrypoint), row in sorted(self._latency.items()):
                 labels = f'model_name="{model}",API="{api}",entrypoint="{entrypoint}"'
                 cumulative = 0
                 for bound, n in zip(_BUCKETS_US, row):
                     cumulative += n
-                    lines.append(f':tensorflow:serving:request_latency_bucket{{{labels},'
-                                 f'le="{bound:g}"}} {cumulative}')
-                lines.append(f':tensorflow:serving:request_latency_bucket{{{labels},le="+Inf"}} '
-                             f'{row[-1]}')
+                    lines.append(
+                        f':tensorflow:serving:request_latency_bucket{{{labels},le="{bound:g}"}} {cumulative}'
+                    )
+                lines.append(f':tensorflow:serving:request_latency_bucket{{{labels},le="+Inf"}} {row[-1]}')
                 lines.append(f":tensorflow:serving:request_latency_sum{{{labels}}} {row[-2]:.0f}")
                 lines.append(f":tensorflow:serving:request_latency_count{{{labels}}} {row[-1]}")
         lines.append("# TYPE :tensorflow:serving:model_version_available gauge")
@@ -55,6 +55,8 @@ class ServeMetrics:
             except Exception:  # no version yet: nothing to report
                 rows = []
             for version, state, _, _ in rows:
-                lines.append(f':tensorflow:serving:model_version_available{{model_name="{name}",'
-                             f'version="{version}"}} {1 if state == "AVAILABLE" else 0}')
+                lines.append(
+                    f':tensorflow:serving:model_version_available{{model_name="{name}",'
+                    f'version="{version}"}} {1 if state == "AVAILABLE" else 0}'
+                )
         return "\n".join(lines) + "\n"

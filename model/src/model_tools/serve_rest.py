@@ -5,6 +5,7 @@ GET  /v1/models/<name>[/versions/<v>|/labels/<l>]/metadata   signature defs (JSO
 POST /v1/models/<name>[/versions/<v>|/labels/<l>]:predict    row ("instances") or columnar ("inputs")
 GET  <prometheus path>                                        when the monitoring config enables it
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,18 +25,21 @@ log = logging.getLogger("model_tools.serve")
 MAX_BODY_BYTES = 512 * 1024 * 1024
 _MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
-    r"(?P<rest>/metadata|:predict)?$")
+    r"(?P<rest>/metadata|:predict)?$"
+)
 
 
 def _decode_value(value, want):
     """JSON value -> numpy array of the signature's dtype ({"b64": ...} for binary strings)."""
     if want is object:
+
         def strings(v):
             if isinstance(v, list):
                 return [strings(x) for x in v]
             if isinstance(v, dict) and set(v) == {"b64"}:
                 return base64.b64decode(v["b64"])
             return str(v).encode()
+
         return np.array(strings(value), dtype=object)
     try:
         return np.array(value, dtype=want)
@@ -48,9 +52,12 @@ def parse_predict_body(body: dict, signature) -> tuple[dict, bool]:
     if not isinstance(body, dict):
         raise ServingError("INVALID_ARGUMENT", "Request body must be a JSON object")
     if ("instances" in body) == ("inputs" in body):
-        raise ServingError("INVALID_ARGUMENT",
-                           'Missing "instances" or "inputs" key' if "instances" not in body
-                           else 'Not both "instances" and "inputs" can be specified')
+        raise ServingError(
+            "INVALID_ARGUMENT",
+            'Missing "instances" or "inputs" key'
+            if "instances" not in body
+            else 'Not both "instances" and "inputs" can be specified',
+        )
     aliases = sorted(signature.inputs)
     dtypes = {a: tensor_codec.numpy_dtype(signature.inputs[a].dtype) for a in aliases}
     if "inputs" in body:
@@ -59,34 +66,39 @@ def parse_predict_body(body: dict, signature) -> tuple[dict, bool]:
             named = value
         else:
             if len(aliases) != 1:
-                raise ServingError("INVALID_ARGUMENT", "inputs must be a JSON object keyed by the "
-                                   f"signature's inputs {{{','.join(aliases)}}}")
+                raise ServingError(
+                    "INVALID_ARGUMENT",
+                    f"inputs must be a JSON object keyed by the signature's inputs {{{','.join(aliases)}}}",
+                )
             named = {aliases[0]: value}
         return {k: _decode_value(v, dtypes.get(k, np.float32)) for k, v in named.items()}, False
     instances = body["instances"]
     if not isinstance(instances, list) or not instances:
         raise ServingError("INVALID_ARGUMENT", '"instances" must be a non-empty JSON list')
-    if all(isinstance(i, dict) and not (set(i) == {"b64"}) for i in instances):
+    if all(isinstance(i, dict) and set(i) != {"b64"} for i in instances):
         keys = set(instances[0])
         if any(set(i) != keys for i in instances):
             raise ServingError("INVALID_ARGUMENT", "every instance must name the same inputs")
-        return {k: _decode_value([i[k] for i in instances], dtypes.get(k, np.float32))
-                for k in keys}, True
+        return {k: _decode_value([i[k] for i in instances], dtypes.get(k, np.float32)) for k in keys}, True
     if len(aliases) != 1:
-        raise ServingError("INVALID_ARGUMENT", "instances must be JSON objects keyed by the "
-                           f"signature's inputs {{{','.join(aliases)}}}")
+        raise ServingError(
+            "INVALID_ARGUMENT",
+            f"instances must be JSON objects keyed by the signature's inputs {{{','.join(aliases)}}}",
+        )
     return {aliases[0]: _decode_value(instances, dtypes[aliases[0]])}, True
 
 
 def _jsonable(alias: str, array: np.ndarray):
     if array.dtype == object or array.dtype.kind in ("S", "U"):
         binary = alias.endswith("_bytes")  # TF Serving's convention for binary string outputs
+
         def convert(v):
             if isinstance(v, list):
                 return [convert(x) for x in v]
             if binary:
                 return {"b64": base64.b64encode(v).decode()}
             return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
         return convert(array.tolist())
     return array.tolist()
 
@@ -106,15 +118,18 @@ def format_predictions(outputs: dict, row_format: bool) -> dict:
 def _signature_json(servable) -> dict:
     from google.protobuf import json_format
 
-    return {k: json_format.MessageToDict(v, preserving_proto_field_name=True,
-                                         always_print_fields_with_no_presence=True)
-            for k, v in servable.signature_defs.items()}
+    return {
+        k: json_format.MessageToDict(
+            v, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+        for k, v in servable.signature_defs.items()
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "model-serve"
     protocol_version = "HTTP/1.1"
-    app: "RestApp"  # set on the subclass
+    app: RestApp  # set on the subclass
 
     def log_message(self, fmt, *args):  # route access logs to our logger, at debug level
         log.debug("rest %s - %s", self.address_string(), fmt % args)
@@ -170,16 +185,30 @@ class RestApp:
             if name not in self.manager.models:
                 raise ServingError("NOT_FOUND", f"Could not find any versions of model {name}")
             rows = self.manager.model(name).status(version)
-            return 200, {"model_version_status": [
-                {"version": str(v), "state": state,
-                 "status": {"error_code": code, "error_message": message}}
-                for v, state, code, message in rows]}, None
+            return (
+                200,
+                {
+                    "model_version_status": [
+                        {
+                            "version": str(v),
+                            "state": state,
+                            "status": {"error_code": code, "error_message": message},
+                        }
+                        for v, state, code, message in rows
+                    ]
+                },
+                None,
+            )
         servable = self.manager.get(name, version, label)
         if rest == "/metadata":
-            return 200, {"model_spec": {"name": name, "signature_name": "",
-                                        "version": str(servable.version)},
-                         "metadata": {"signature_def": {
-                             "signature_def": _signature_json(servable)}}}, None
+            return (
+                200,
+                {
+                    "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
+                    "metadata": {"signature_def": {"signature_def": _signature_json(servable)}},
+                },
+                None,
+            )
         return 200, self._predict(servable, body), None
 
     def _predict(self, servable, body: bytes) -> dict:
@@ -189,11 +218,13 @@ class RestApp:
                 request = json.loads(body or b"null")
             except ValueError as exc:
                 raise ServingError("INVALID_ARGUMENT", f"JSON Parse error: {exc}") from exc
-            signature_name = (request.get("signature_name") if isinstance(request, dict)
-                              else None) or "serving_default"
+            signature_name = (
+                request.get("signature_name") if isinstance(request, dict) else None
+            ) or "serving_default"
             if signature_name not in servable.signature_defs:
-                raise ServingError("FAILED_PRECONDITION",
-                                   f'Serving signature key "{signature_name}" not found.')
+                raise ServingError(
+                    "FAILED_PRECONDITION", f'Serving signature key "{signature_name}" not found.'
+                )
             inputs, row_format = parse_predict_body(request, servable.signature_defs[signature_name])
             outputs = servable.predict(inputs, signature_name)
         except ServingError as error:
@@ -209,6 +240,7 @@ def start_rest(manager, metrics, host: str, port: int, prometheus_path: str | No
     server_class = ThreadingHTTPServer
     if ":" in host:
         import socket
+
         server_class = type("V6Server", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
     server = server_class((host, port), handler)
     server.daemon_threads = True

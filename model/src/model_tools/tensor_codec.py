@@ -4,6 +4,7 @@ Requests may carry ``tensor_content`` (what ``tf.make_tensor_proto`` and the gat
 the typed ``*_val`` fields (a single value is broadcast to the whole shape, as TensorFlow does).
 Responses use the typed fields (TF Serving's default ``AsProtoField`` serialization).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,8 +69,9 @@ def to_numpy(proto) -> np.ndarray:
         if len(flat) == 1 and count > 1:
             flat = np.repeat(flat, count)
     if flat.size != count:
-        raise ServingError("INVALID_ARGUMENT",
-                           f"tensor has {flat.size} values, its shape {shape} needs {count}")
+        raise ServingError(
+            "INVALID_ARGUMENT", f"tensor has {flat.size} values, its shape {shape} needs {count}"
+        )
     return flat.reshape(shape)
 
 

@@ -5,6 +5,7 @@ Xception transfer learning this trains a compact separable-convolution network. 
 through the serving preprocessing (``model_tools.preprocessing``): what the network learns on
 is byte-for-byte what the gateway sends. The output is logits (no softmax), like the lesson.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,19 @@ class _TimeBudget:
         return TimeBudget()
 
 
-def train(dataset: pathlib.Path, out_dir: pathlib.Path, *, size=(128, 128), epochs=24,
-          batch_size=32, max_minutes=20.0, width=32, seed=1, samples_dir=None, threads=2):
+def train(
+    dataset: pathlib.Path,
+    out_dir: pathlib.Path,
+    *,
+    size=(128, 128),
+    epochs=24,
+    batch_size=32,
+    max_minutes=20.0,
+    width=32,
+    seed=1,
+    samples_dir=None,
+    threads=2,
+):
     import keras
     import tensorflow as tf
 
@@ -89,16 +101,21 @@ def train(dataset: pathlib.Path, out_dir: pathlib.Path, *, size=(128, 128), epoc
     x_train, y_train, _ = preprocessing.load_split(dataset / "train", classes, size)
     x_val, y_val, _ = preprocessing.load_split(dataset / "validation", classes, size)
     x_test, y_test, _ = preprocessing.load_split(dataset / "test", classes, size)
-    print(f"loaded {len(x_train)} train / {len(x_val)} validation / {len(x_test)} test images "
-          f"at {size[0]}x{size[1]} in {time.monotonic() - started:.0f} s", flush=True)
+    print(
+        f"loaded {len(x_train)} train / {len(x_val)} validation / {len(x_test)} test images "
+        f"at {size[0]}x{size[1]} in {time.monotonic() - started:.0f} s",
+        flush=True,
+    )
 
     augment = _augmenter(seed)
     train_ds = (
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
         .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
-        .map(lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y),
-             num_parallel_calls=tf.data.AUTOTUNE)
+        .map(
+            lambda x, y: (augment(tf.cast(x, tf.float32), training=True), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         .map(lambda x, y: (x / 127.5 - 1.0, y))  # xception scaling, as preprocessing.scale
         .prefetch(2)
     )
@@ -119,8 +136,14 @@ def train(dataset: pathlib.Path, out_dir: pathlib.Path, *, size=(128, 128), epoc
     # times) and a demo that never answers "hat" is a poor demo.
     counts = np.bincount(y_train, minlength=len(classes)).astype("float64")
     class_weight = {i: float(len(y_train) / (len(classes) * c)) for i, c in enumerate(counts)}
-    history = model.fit(train_ds, validation_data=(val_x, y_val), epochs=epochs,
-                        callbacks=callbacks, verbose=2, class_weight=class_weight)
+    history = model.fit(
+        train_ds,
+        validation_data=(val_x, y_val),
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=2,
+        class_weight=class_weight,
+    )
 
     test_logits = model.predict(preprocessing.scale(x_test), batch_size=64, verbose=0)
     test_accuracy = float(np.mean(np.argmax(test_logits, axis=1) == y_test))
@@ -133,9 +156,11 @@ def train(dataset: pathlib.Path, out_dir: pathlib.Path, *, size=(128, 128), epoc
     inference_model.save(out_dir / "clothing-model.keras")
     (out_dir / "labels.txt").write_text("".join(f"{c}\n" for c in classes))
     report = {
-        "command": (f"model train --dataset {dataset} --out {out_dir} --size {size[0]} "
-                    f"--epochs {epochs} --batch-size {batch_size} --max-minutes {max_minutes:g} "
-                    f"--width {width} --seed {seed}"),
+        "command": (
+            f"model train --dataset {dataset} --out {out_dir} --size {size[0]} "
+            f"--epochs {epochs} --batch-size {batch_size} --max-minutes {max_minutes:g} "
+            f"--width {width} --seed {seed}"
+        ),
         "dataset": str(dataset),
         "input_size": {"width": size[0], "height": size[1]},
         "preprocessing": "xception",
@@ -172,22 +197,32 @@ def _sample_predictions(model, classes, samples_dir: pathlib.Path, size):
 
 
 def add_arguments(parser):
-    parser.add_argument("--dataset", default=DEFAULT_DATASET,
-                        help="directory with train/ validation/ test/ class folders")
-    parser.add_argument("--out", default="build/train", help="writes clothing-model.keras, "
-                        "labels.txt and training-report.json here (default build/train; the committed "
-                        "demo model in model/demo is replaced only with --out model/demo --force)")
+    parser.add_argument(
+        "--dataset", default=DEFAULT_DATASET, help="directory with train/ validation/ test/ class folders"
+    )
+    parser.add_argument(
+        "--out",
+        default="build/train",
+        help="writes clothing-model.keras, "
+        "labels.txt and training-report.json here (default build/train; the committed "
+        "demo model in model/demo is replaced only with --out model/demo --force)",
+    )
     parser.add_argument("--force", action="store_true", help="replace a model already in --out")
     parser.add_argument("--size", type=int, default=128, help="square input size in pixels")
     parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-minutes", type=float, default=20.0,
-                        help="stop after the epoch that crosses this wall-clock budget")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=20.0,
+        help="stop after the epoch that crosses this wall-clock budget",
+    )
     parser.add_argument("--width", type=int, default=32, help="filters of the first block")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--samples", default="samples/images",
-                        help="one image per class, predicted into the report")
+    parser.add_argument(
+        "--samples", default="samples/images", help="one image per class, predicted into the report"
+    )
 
 
 DATASET_SOURCE = "https://github.com/alexeygrigorev/clothing-dataset-small"
@@ -197,12 +232,16 @@ def check_paths(dataset: pathlib.Path, out: pathlib.Path, force: bool) -> str | 
     """What is wrong with the dataset or the output folder, in words a user can act on."""
     missing = [split for split in ("train", "validation", "test") if not (dataset / split).is_dir()]
     if missing:
-        return (f"no dataset at {dataset} (missing {', '.join(m + '/' for m in missing)}): get the lesson's "
-                f"dataset with `git clone {DATASET_SOURCE}` and pass --dataset <path>/clothing-dataset-small "
-                "(train/, validation/ and test/ hold one folder of JPEGs per class)")
+        return (
+            f"no dataset at {dataset} (missing {', '.join(m + '/' for m in missing)}): get the lesson's "
+            f"dataset with `git clone {DATASET_SOURCE}` and pass --dataset <path>/clothing-dataset-small "
+            "(train/, validation/ and test/ hold one folder of JPEGs per class)"
+        )
     if (out / "clothing-model.keras").exists() and not force:
-        return (f"{out}/clothing-model.keras exists: pass --force to replace it, or another --out "
-                "(the committed demo model lives in model/demo)")
+        return (
+            f"{out}/clothing-model.keras exists: pass --force to replace it, or another --out "
+            "(the committed demo model lives in model/demo)"
+        )
     return None
 
 
@@ -214,8 +253,16 @@ def run(args) -> int:
         print(f"model train: {problem}", file=sys.stderr)
         return 2
     samples = pathlib.Path(args.samples)
-    train(pathlib.Path(args.dataset), pathlib.Path(args.out), size=(args.size, args.size),
-          epochs=args.epochs, batch_size=args.batch_size, max_minutes=args.max_minutes,
-          width=args.width, seed=args.seed, threads=args.threads,
-          samples_dir=samples if samples.is_dir() else None)
+    train(
+        pathlib.Path(args.dataset),
+        pathlib.Path(args.out),
+        size=(args.size, args.size),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        max_minutes=args.max_minutes,
+        width=args.width,
+        seed=args.seed,
+        threads=args.threads,
+        samples_dir=samples if samples.is_dir() else None,
+    )
     return 0

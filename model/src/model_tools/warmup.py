@@ -5,6 +5,7 @@ against a new version before marking it AVAILABLE, so the first real requests do
 graph tracing and memory allocation. Format: a TFRecord file of serialized
 ``tensorflow.serving.PredictionLog`` messages, each holding a PredictRequest.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -12,8 +13,7 @@ import pathlib
 FILENAME = "tf_serving_warmup_requests"
 
 
-def build_request(model_name: str, signature: str, input_name: str, shape, uint8: bool,
-                  batch: int = 1):
+def build_request(model_name: str, signature: str, input_name: str, shape, uint8: bool, batch: int = 1):
     import numpy as np
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
@@ -30,8 +30,9 @@ def build_request(model_name: str, signature: str, input_name: str, shape, uint8
     return request
 
 
-def write_records(path: pathlib.Path, *, model_name: str, signature: str, input_name: str,
-                  shape, uint8: bool, batches=(1,)):
+def write_records(
+    path: pathlib.Path, *, model_name: str, signature: str, input_name: str, shape, uint8: bool, batches=(1,)
+):
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
@@ -39,7 +40,9 @@ def write_records(path: pathlib.Path, *, model_name: str, signature: str, input_
         for batch in batches:
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(
-                    request=build_request(model_name, signature, input_name, shape, uint8, batch)))
+                    request=build_request(model_name, signature, input_name, shape, uint8, batch)
+                )
+            )
             writer.write(log.SerializeToString())
 
 
