@@ -83,7 +83,7 @@ reset: ## stop make up / make demo stacks and the local registry, and delete the
 
 # ---- docs and benchmarks ---------------------------------------------------------------------
 .PHONY: docs bench
-docs: tools ## regenerate the README parameter table and values.schema.json from values.yaml
+docs: tools ## regenerate docs/parameters.md and values.schema.json from values.yaml
 	scripts/values-docs.sh
 
 bench: venv system ## run the benchmarks (bench/results.md, .png) and the long soak (bench/soak-results.md)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# `make docs`: regenerate the README "## Parameters" table and values.schema.json from the
+# `make docs`: regenerate the "## Parameters" table of docs/parameters.md and values.schema.json from the
 # `## @param` comments in values.yaml, then apply the hand-written schema tightening
 # (scripts/values-schema-overlay.json). Deterministic: running it twice changes nothing.
-#   scripts/values-docs.sh [README] [SCHEMA]   (defaults: README.md values.schema.json)
+#   scripts/values-docs.sh [TABLE] [SCHEMA]   (defaults: docs/parameters.md values.schema.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-readme=${1:-README.md}
+readme=${1:-docs/parameters.md}
 schema=${2:-values.schema.json}
 generator=${READMEGEN:-.tools/bin/readme-generator}
 work=$(mktemp -d)
