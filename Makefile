@@ -83,8 +83,9 @@ reset: ## stop make up / make demo stacks and the local registry, and delete the
 
 # ---- docs and benchmarks ---------------------------------------------------------------------
 .PHONY: docs bench
-docs: tools ## regenerate docs/parameters.md and values.schema.json from values.yaml
+docs: tools venv ## regenerate docs/parameters.md and values.schema.json from values.yaml, and docs/gateway.md's settings and error tables from the gateway's code
 	scripts/values-docs.sh
+	$(PYTHON) scripts/gateway-docs.py docs/gateway.md
 
 bench: venv system ## run the benchmarks (bench/results.md, .png) and the long soak (bench/soak-results.md)
 	$(PYTHON) -m bench

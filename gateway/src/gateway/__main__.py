@@ -10,7 +10,6 @@ stops waitress and closes the channel.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -35,10 +34,10 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level)
     keep_request_buffers_in_heap()  # before the first request: ~30% less CPU per request (bench/)
-    grace = float(os.environ.get("SHUTDOWN_GRACE_SECONDS", "20"))
+    grace = settings.shutdown_grace_seconds
     # Kubernetes removes a terminating pod from Service endpoints asynchronously: keep accepting
     # (while /readyz already fails) for this long so late-routed connections are not refused.
-    delay = float(os.environ.get("SHUTDOWN_DELAY_SECONDS", "0"))
+    delay = settings.shutdown_delay_seconds
     app = create_app(settings)
     state = app.extensions["gateway"]
     server = create_server(

@@ -1,7 +1,8 @@
 """Typed gateway settings, read once from the environment (nothing is read at import time).
 
-Every setting, its default and its meaning is listed in the README's gateway section; the
-Helm chart maps its values onto these names.
+Every setting is read here (Settings.from_env) and described once (DOCS below), from which
+docs/gateway.md's table is generated (`make docs`); a test checks that the variables read and
+the variables described are the same. The Helm chart maps its values onto these names.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Settings:
     max_request_bytes: int = 16 * 1024 * 1024
     log_level: str = "INFO"
     url_prefix: str = ""  # e.g. "/clothes": the API also answers under it (an Ingress path)
+    shutdown_grace_seconds: float = 20.0
+    shutdown_delay_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,7 +82,74 @@ class Settings:
             max_request_bytes=reader.integer("MAX_REQUEST_BYTES", cls.max_request_bytes, 1024, 2**31),
             log_level=reader.choice("LOG_LEVEL", cls.log_level, LOG_LEVELS, upper=True),
             url_prefix=reader.url_prefix("URL_PREFIX"),
+            shutdown_grace_seconds=reader.number(
+                "SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds, minimum=0.0
+            ),
+            shutdown_delay_seconds=reader.number(
+                "SHUTDOWN_DELAY_SECONDS", cls.shutdown_delay_seconds, minimum=0.0
+            ),
         )
+
+
+# Variable -> (Settings field, what it means[, the default as the docs show it when the field's
+# value alone would not say it]). docs/gateway.md's settings table is generated from this.
+DOCS: dict[str, tuple[str, ...]] = {
+    "TF_SERVING_HOST": (
+        "tf_serving_host",
+        "gRPC target of the model server. `dns:///name:port` and `ipv4:a:p,b:p` balance over all addresses (round_robin)",
+    ),
+    "MODEL_NAME": ("model_name", "model name in every request"),
+    "MODEL_SIGNATURE": ("model_signature", "signature to call and to read from GetModelMetadata"),
+    "MODEL_SCORES_OUTPUT": (
+        "scores_output",
+        "name of the scores output, needed only if the signature has several float outputs",
+        "(auto)",
+    ),
+    "LABELS": (
+        "labels",
+        "comma-separated class names in output order. Empty: the model's `labels` output, else `class_<i>`",
+    ),
+    "PREPROCESSING": (
+        "preprocessing",
+        "`xception`, `inception_v3`, `resnet50` or `vgg16`: scaling of float32 inputs (ignored for uint8 inputs)",
+    ),
+    "APPLY_SOFTMAX": ("apply_softmax", "`true` returns probabilities instead of the model's raw scores"),
+    "IMAGE_SIZE": (
+        "image_size",
+        "`299` or `WxH`, used only when the model's input has a dynamic height/width",
+        "(from the model)",
+    ),
+    "PORT": ("port", "HTTP port"),
+    "LISTEN_HOST": ("listen_host", "bind address"),
+    "THREADS": ("threads", "waitress worker threads (requests handled at once)"),
+    "GRPC_TIMEOUT_SECONDS": ("grpc_timeout_seconds", "deadline of each Predict / GetModelMetadata call"),
+    "METADATA_REFRESH_SECONDS": (
+        "metadata_refresh_seconds",
+        "how often the signature is re-read from the model server",
+    ),
+    "READY_CACHE_SECONDS": ("ready_cache_seconds", "how long a `/readyz` result is reused"),
+    "FETCH_ALLOWED_NETWORKS": (
+        "fetch_allowed_networks",
+        "comma-separated CIDRs that URL fetching may reach although private, loopback, etc.",
+    ),
+    "FETCH_ALLOWED_PORTS": ("fetch_allowed_ports", "ports a URL may name"),
+    "FETCH_TIMEOUT_SECONDS": ("fetch_timeout_seconds", "total deadline of one download, redirects included"),
+    "FETCH_CONNECT_TIMEOUT_SECONDS": ("fetch_connect_timeout_seconds", "TCP connect timeout per address"),
+    "FETCH_MAX_BYTES": ("fetch_max_bytes", "largest download"),
+    "FETCH_MAX_REDIRECTS": ("fetch_max_redirects", "redirects followed (0: a redirect is an error)"),
+    "MAX_IMAGE_PIXELS": ("max_image_pixels", "largest image (width × height) that is decoded"),
+    "MAX_REQUEST_BYTES": ("max_request_bytes", "largest request body (base64 and uploads)"),
+    "LOG_LEVEL": ("log_level", "`DEBUG`, `INFO`, `WARNING` or `ERROR`"),
+    "URL_PREFIX": (
+        "url_prefix",
+        "e.g. `/clothes`: the API answers under it too (`/clothes/predict`); the chart sets it from a non-root `ingress.path`",
+    ),
+    "SHUTDOWN_GRACE_SECONDS": ("shutdown_grace_seconds", "how long SIGTERM waits for requests in flight"),
+    "SHUTDOWN_DELAY_SECONDS": (
+        "shutdown_delay_seconds",
+        "after SIGTERM, keep accepting connections (with `/readyz` failing) for this long before draining; a few seconds in Kubernetes, where endpoint removal lags",
+    ),
+}
 
 
 class _EnvReader:

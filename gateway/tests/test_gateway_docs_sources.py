@@ -1,0 +1,103 @@
+"""The gateway's settings and error codes are each written once in code (gateway.settings.DOCS
+with Settings' defaults; gateway.errors.ERRORS) and docs/gateway.md's tables are generated from
+them (scripts/gateway-docs.py, run by `make docs`): these tests keep code, catalogue and docs
+from drifting apart."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import shutil
+import subprocess
+import sys
+
+from gateway.errors import ERRORS
+from gateway.settings import DOCS, Settings
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "gateway" / "src" / "gateway"
+
+
+class _Recording(dict):
+    """An empty environment that remembers which variables were asked for."""
+
+    def __init__(self):
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get(self, key, default=None):
+        self.asked.append(key)
+        return default
+
+
+def test_every_variable_read_is_documented_and_every_documented_one_is_read():
+    env = _Recording()
+    Settings.from_env(env)
+    assert sorted(env.asked) == sorted(DOCS)
+    defaults = Settings()
+    assert all(hasattr(defaults, field) for field, *_ in DOCS.values())
+
+
+def _status_code_pairs() -> set[tuple[int, str]]:
+    """(status, code) pairs written in the gateway's source: GatewayError/error_response calls,
+    bad_request calls (400), (status, code, ...) tuples and {status: code} maps."""
+    pairs = set()
+    for path in SOURCE.glob("*.py"):
+        module = ast.parse(path.read_text())
+        # The catalogue itself is what the pairs are checked against, not a use of it.
+        module.body = [
+            stmt
+            for stmt in module.body
+            if not (isinstance(stmt, ast.AnnAssign) and getattr(stmt.target, "id", "") == "ERRORS")
+        ]
+        for node in ast.walk(module):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+                args = [a.value if isinstance(a, ast.Constant) else None for a in node.args[:2]]
+                if (
+                    name in ("GatewayError", "error_response")
+                    and isinstance(args[0], int)
+                    and isinstance(args[1], str)
+                ):
+                    pairs.add((args[0], args[1]))
+                elif name == "bad_request" and isinstance(args[0], str):
+                    pairs.add((400, args[0]))
+            elif isinstance(node, ast.Tuple) and len(node.elts) >= 2:
+                first, second = node.elts[:2]
+                if (
+                    isinstance(first, ast.Constant)
+                    and isinstance(first.value, int)
+                    and 400 <= first.value < 600
+                    and isinstance(second, ast.Constant)
+                    and isinstance(second.value, str)
+                ):
+                    pairs.add((first.value, second.value))
+            elif isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values):
+                    if (
+                        isinstance(key, ast.Constant)
+                        and isinstance(key.value, int)
+                        and 400 <= key.value < 600
+                        and isinstance(value, ast.Constant)
+                        and isinstance(value.value, str)
+                    ):
+                        pairs.add((key.value, value.value))
+    return pairs
+
+
+def test_every_error_the_code_answers_is_in_the_catalogue_with_its_status():
+    written = _status_code_pairs()
+    assert len(written) > 20
+    unknown = {(status, code) for status, code in written if ERRORS.get(code, (None,))[0] != status}
+    assert not unknown, f"add these to gateway.errors.ERRORS (or fix the status): {sorted(unknown)}"
+    unused = set(ERRORS) - {code for _, code in written}
+    assert not unused, f"catalogue entries no code answers with: {sorted(unused)}"
+
+
+def test_docs_tables_are_generated_from_the_code(tmp_path):
+    copy = tmp_path / "gateway.md"
+    shutil.copy(ROOT / "docs" / "gateway.md", copy)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gateway-docs.py"), str(copy)], check=True, timeout=60
+    )
+    assert copy.read_text() == (ROOT / "docs" / "gateway.md").read_text(), "run `make docs`"
