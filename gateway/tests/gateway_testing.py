@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import threading
@@ -15,15 +14,10 @@ import time
 
 import requests
 
+from support.net import free_port
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "images"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -13,19 +13,16 @@ import time
 
 import requests
 
+from support.tiny_model import build_tiny_classifier
+
 TINY_LABELS = ["cat", "dog", "emu", "yak"]
 TINY_SIZE = 32
 
 
 def build_tiny_keras_model(seed: int = 3):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=(TINY_SIZE, TINY_SIZE, 3), name="pixels")
-    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(len(TINY_LABELS), name="logits")(x)
-    return keras.Model(inputs, outputs)
+    return build_tiny_classifier(
+        (TINY_SIZE, TINY_SIZE, 3), len(TINY_LABELS), filters=4, output_name="logits", seed=seed
+    )
 
 
 class ModelServe:

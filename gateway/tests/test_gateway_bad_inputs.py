@@ -9,10 +9,11 @@ import time
 import grpc
 import pytest
 import requests
-from gateway_testing import free_port, waitress_gateway
+from gateway_testing import waitress_gateway
 from numpy_model_server import FakeModel, NumpyModelServer
 
 from gateway.settings import Settings
+from support.net import free_port
 
 pytestmark = pytest.mark.integration
 

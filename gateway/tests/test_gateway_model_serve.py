@@ -10,10 +10,12 @@ import time
 import numpy as np
 import pytest
 import requests
-from gateway_testing import free_port, gateway_process
+from gateway_testing import gateway_process
 from model_serve_subprocess import TINY_LABELS, TINY_SIZE, ModelServe, build_tiny_keras_model
 from PIL import Image
 from tiny_dns_server import TinyDNSServer
+
+from support.net import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,10 @@ import threading
 
 import pytest
 import requests
-from gateway_testing import free_port, gateway_process
+from gateway_testing import gateway_process
 from numpy_model_server import FakeModel, NumpyModelServer
+
+from support.net import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
-import numpy as np
+from support.net import free_port
+from support.tiny_model import build_tiny_classifier
 
 TINY_SHAPE = (12, 10, 3)  # H, W, C: deliberately not square, to catch H/W swaps
 TINY_LABELS = ["cat", "dog", "emu", "yak"]
@@ -21,32 +21,9 @@ TINY_LABELS = ["cat", "dog", "emu", "yak"]
 
 def build_tiny_model(seed: int = 7):
     """A real (tiny) image classifier: conv + BatchNorm + pooling + dense logits."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=TINY_SHAPE, name="pixels")
-    x = keras.layers.Conv2D(6, 3, activation="relu")(inputs)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(len(TINY_LABELS), name="class_logits")(x)
-    model = keras.Model(inputs, outputs)
-    # Non-trivial BatchNorm statistics, so inference-mode handling is actually exercised.
-    bn = model.layers[2]
-    bn.moving_mean.assign(np.linspace(-0.5, 0.5, 6).astype("float32"))
-    bn.moving_variance.assign(np.linspace(0.5, 2.0, 6).astype("float32"))
-    return model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+    return build_tiny_classifier(
+        TINY_SHAPE, len(TINY_LABELS), filters=6, output_name="class_logits", seed=seed, batch_norm=True
+    )
 
 
 class ServeProcess:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from model_tools_testing import free_port
+from support.net import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

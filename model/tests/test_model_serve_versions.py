@@ -9,10 +9,11 @@ import time
 import grpc
 import numpy as np
 import pytest
-from model_tools_testing import TINY_SHAPE, ServeProcess, build_tiny_model, port_open
+from model_tools_testing import TINY_SHAPE, ServeProcess, build_tiny_model
 
 from model_tools import preprocessing
 from model_tools.convert import convert
+from support.net import port_open
 
 pytestmark = pytest.mark.integration
 

@@ -192,7 +192,11 @@ def regenerated(tmp_path_factory) -> pathlib.Path:
     work = tmp_path_factory.mktemp("docs")
     shutil.copy(PARAMETERS, work / "parameters.md")
     subprocess.run(
-        [str(ROOT / "scripts" / "values-docs.sh"), str(work / "parameters.md"), str(work / "values.schema.json")],
+        [
+            str(ROOT / "scripts" / "values-docs.sh"),
+            str(work / "parameters.md"),
+            str(work / "values.schema.json"),
+        ],
         cwd=ROOT,
         check=True,
         timeout=120,

@@ -137,14 +137,6 @@ def demo_sample() -> tuple[pathlib.Path, str]:
     return ROOT / "samples" / "images" / image, report["samples"][image]["true"]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def predict_base64(gateway_url: str, image: pathlib.Path) -> dict:
     """POST the image as base64 JSON to the gateway; returns the scores object."""
     import base64

@@ -26,9 +26,10 @@ from docker_tools import (
     ROOT,
     ImageBuilder,
     docker,
-    free_port,
     image_tag,
 )
+
+from support.net import free_port
 
 __all__ = [
     "docker_engine",

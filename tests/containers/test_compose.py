@@ -10,7 +10,9 @@ import subprocess
 import time
 import uuid
 
-from docker_tools import ROOT, demo_sample, docker, free_port, predict_base64, wait_http
+from docker_tools import ROOT, demo_sample, docker, predict_base64, wait_http
+
+from support.net import free_port
 
 COMPOSE = ["docker-compose", "-f", str(ROOT / "compose.yaml"), "-f", str(ROOT / "compose.dev-server.yaml")]
 

@@ -19,6 +19,7 @@ import time
 import pytest
 import requests
 
+from support.net import free_port
 from support.phone_photos import STORED_AS, phone_photo, upright_pixels
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -27,12 +28,6 @@ REPORT = json.loads((ROOT / "model" / "demo" / "training-report.json").read_text
 DEMO_IMAGE = REPORT["demo_image"]
 DEMO_CLASS = REPORT["samples"][DEMO_IMAGE]["true"]
 LABELS = (ROOT / "model" / "demo" / "labels.txt").read_text().split()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

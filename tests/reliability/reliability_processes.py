@@ -6,23 +6,18 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import requests
 
+from support.net import free_port
+
 VENV_BIN = pathlib.Path(sys.executable).parent
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODEL_NAME = "clothing-model"
 LABELS = sorted(p.stem for p in (ROOT / "samples" / "images").glob("*.jpg"))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def proc_figures(pid: int) -> dict[str, int]:

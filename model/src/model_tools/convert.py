@@ -14,9 +14,10 @@ import pathlib
 import shutil
 import tempfile
 
-from model_tools import preprocessing, warmup
+from model_tools import DEFAULT_SIGNATURE, preprocessing, warmup
 
-SIGNATURE = "serving_default"
+SIGNATURE = DEFAULT_SIGNATURE  # the one signature convert exports
+
 LABELS_OUTPUT = "labels"
 
 

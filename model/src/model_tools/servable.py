@@ -7,11 +7,10 @@ import pathlib
 
 import numpy as np
 
-from model_tools import tensor_codec
+from model_tools import DEFAULT_SIGNATURE, tensor_codec
 from model_tools.status import ServingError
 
 log = logging.getLogger("model_tools.serve")
-DEFAULT_SIGNATURE = "serving_default"
 
 
 def read_signature_defs(version_dir: pathlib.Path):

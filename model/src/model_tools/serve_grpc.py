@@ -16,7 +16,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from model_tools import tensor_codec
+from model_tools import DEFAULT_SIGNATURE, tensor_codec
 from model_tools.status import ServingError
 
 log = logging.getLogger("model_tools.serve")
@@ -51,7 +51,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = predict_pb2.PredictResponse()
         response.model_spec.name = name
         response.model_spec.version.value = servable.version
-        response.model_spec.signature_name = request.model_spec.signature_name or "serving_default"
+        response.model_spec.signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         for alias, value in outputs.items():
             tensor_codec.to_proto(value, response.outputs[alias])
         self.metrics.record(name, "Predict", "OK", time.perf_counter() - started)

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from model_tools import tensor_codec
+from model_tools import DEFAULT_SIGNATURE, tensor_codec
 from model_tools.status import ServingError
 
 log = logging.getLogger("model_tools.serve")
@@ -220,7 +220,7 @@ class RestApp:
                 raise ServingError("INVALID_ARGUMENT", f"JSON Parse error: {exc}") from exc
             signature_name = (
                 request.get("signature_name") if isinstance(request, dict) else None
-            ) or "serving_default"
+            ) or DEFAULT_SIGNATURE
             if signature_name not in servable.signature_defs:
                 raise ServingError(
                     "FAILED_PRECONDITION", f'Serving signature key "{signature_name}" not found.'

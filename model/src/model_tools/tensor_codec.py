@@ -8,24 +8,25 @@ Responses use the typed fields (TF Serving's default ``AsProtoField`` serializat
 from __future__ import annotations
 
 import numpy as np
+from tensorflow.core.framework import types_pb2
 
 from model_tools.status import ServingError
 
-# DataType enum value -> (numpy dtype, TensorProto field, TF name used in error messages)
+# DataType enum -> (numpy dtype, TensorProto field, TF name used in error messages)
 _DTYPES = {
-    1: (np.float32, "float_val", "float"),
-    2: (np.float64, "double_val", "double"),
-    3: (np.int32, "int_val", "int32"),
-    4: (np.uint8, "int_val", "uint8"),
-    5: (np.int16, "int_val", "int16"),
-    6: (np.int8, "int_val", "int8"),
-    7: (object, "string_val", "string"),
-    9: (np.int64, "int64_val", "int64"),
-    10: (np.bool_, "bool_val", "bool"),
-    17: (np.uint16, "int_val", "uint16"),
-    19: (np.float16, "half_val", "half"),
-    22: (np.uint32, "uint32_val", "uint32"),
-    23: (np.uint64, "uint64_val", "uint64"),
+    types_pb2.DT_FLOAT: (np.float32, "float_val", "float"),
+    types_pb2.DT_DOUBLE: (np.float64, "double_val", "double"),
+    types_pb2.DT_INT32: (np.int32, "int_val", "int32"),
+    types_pb2.DT_UINT8: (np.uint8, "int_val", "uint8"),
+    types_pb2.DT_INT16: (np.int16, "int_val", "int16"),
+    types_pb2.DT_INT8: (np.int8, "int_val", "int8"),
+    types_pb2.DT_STRING: (object, "string_val", "string"),
+    types_pb2.DT_INT64: (np.int64, "int64_val", "int64"),
+    types_pb2.DT_BOOL: (np.bool_, "bool_val", "bool"),
+    types_pb2.DT_UINT16: (np.uint16, "int_val", "uint16"),
+    types_pb2.DT_HALF: (np.float16, "half_val", "half"),
+    types_pb2.DT_UINT32: (np.uint32, "uint32_val", "uint32"),
+    types_pb2.DT_UINT64: (np.uint64, "uint64_val", "uint64"),
 }
 _BY_NUMPY = {np.dtype(v[0]): k for k, v in _DTYPES.items() if v[0] is not object}
 
@@ -42,7 +43,7 @@ def numpy_dtype(enum_value: int):
 
 def enum_of(array: np.ndarray) -> int:
     if array.dtype.kind in ("O", "S", "U"):
-        return 7
+        return types_pb2.DT_STRING
     if array.dtype not in _BY_NUMPY:
         raise ServingError("INTERNAL", f"cannot serialize a tensor of numpy dtype {array.dtype}")
     return _BY_NUMPY[array.dtype]
@@ -82,9 +83,9 @@ def to_proto(array: np.ndarray, proto) -> None:
     for size in array.shape:
         proto.tensor_shape.dim.add().size = int(size)
     flat = array.ravel()
-    if proto.dtype == 7:
+    if proto.dtype == types_pb2.DT_STRING:
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in flat)
-    elif proto.dtype == 19:
+    elif proto.dtype == types_pb2.DT_HALF:
         proto.half_val.extend(flat.view(np.uint16).tolist())
     else:
         getattr(proto, _DTYPES[proto.dtype][1]).extend(flat.tolist())
