@@ -21,7 +21,7 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "containers"))  # docker_tools, image_fixtures
 
-from docker_tools import DEMO_DIR, MODEL_NAME, docker  # noqa: E402
+from docker_tools import DEMO_DIR, MODEL_NAME, build_model_image  # noqa: E402
 from image_fixtures import *  # noqa: E402,F401,F403
 from kube import CLUSTER_ENV, ROOT, Cluster, read_env_file  # noqa: E402
 from models import HALVE_LOGITS  # noqa: E402
@@ -125,24 +125,7 @@ def model_versions(build_image, loader_image, demo_model_base, tmp_path_factory)
         path.chmod(0o755 if path.is_dir() else 0o644)
     tags = {}
     for version, context in ((1, demo_model_base), (2, base)):
-        tag = f"keras-serving/{MODEL_NAME}:{version}"
-        docker(
-            "build",
-            "-f",
-            str(ROOT / "model" / "Dockerfile.model-image"),
-            "-t",
-            tag,
-            "--build-arg",
-            f"LOADER_IMAGE={loader_image}",
-            "--build-arg",
-            f"MODEL_DIR={MODEL_NAME}/{version}",
-            "--build-arg",
-            f"MODEL_NAME={MODEL_NAME}",
-            "--build-arg",
-            f"MODEL_VERSION={version}",
-            str(context),
-            timeout=600,
-        )
+        tag = build_model_image(f"keras-serving/{MODEL_NAME}:{version}", loader_image, context, version)
         tags[version] = tag
     return tags
 

@@ -3,10 +3,12 @@ bounded waits that say what they waited for. No fixtures here (see conftest.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -66,6 +68,20 @@ class Cluster:
 
     def raw(self, path: str) -> str:
         return self.kubectl("get", "--raw", path).stdout
+
+
+@contextlib.contextmanager
+def release_namespace(cluster: Cluster, prefix: str, release: str):
+    """A fresh namespace for one test's release; afterwards the release is uninstalled (waiting
+    for its pods) and the namespace deleted."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        if cluster.helm("status", release, "-n", name, check=False).returncode == 0:
+            cluster.helm("uninstall", release, "-n", name, "--wait", "--timeout", "3m", check=False)
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def wait_until(what: str, condition, timeout: float, interval: float = 1.0):

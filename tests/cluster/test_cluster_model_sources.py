@@ -13,12 +13,11 @@ import shutil
 import tarfile
 import threading
 import time
-import uuid
 
 import pytest
 import requests
 from docker_tools import MODEL_NAME
-from kube import CLUSTER_ENV, VALUES, ready, wait_until
+from kube import CLUSTER_ENV, VALUES, ready, release_namespace, wait_until
 
 RELEASE = "source"
 HOST = "source.keras-serving.test"
@@ -26,12 +25,8 @@ HOST = "source.keras-serving.test"
 
 @pytest.fixture
 def namespace(cluster):
-    name = f"ks-src-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    if cluster.helm("status", RELEASE, "-n", name, check=False).returncode == 0:
-        cluster.helm("uninstall", RELEASE, "-n", name, "--wait", "--timeout", "3m", check=False)
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with release_namespace(cluster, "ks-src", RELEASE) as name:
+        yield name
 
 
 def _install(cluster, namespace: str, *sets: str, wait: bool = True) -> None:

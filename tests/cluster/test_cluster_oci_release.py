@@ -6,23 +6,18 @@ green."""
 from __future__ import annotations
 
 import subprocess
-import uuid
 
 import pytest
 import yaml
-from kube import ROOT, VALUES, ready
+from kube import ROOT, VALUES, ready, release_namespace
 
 RELEASE = "published"
 
 
 @pytest.fixture
 def namespace(cluster):
-    name = f"ks-oci-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    if cluster.helm("status", RELEASE, "-n", name, check=False).returncode == 0:
-        cluster.helm("uninstall", RELEASE, "-n", name, "--wait", "--timeout", "3m", check=False)
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with release_namespace(cluster, "ks-oci", RELEASE) as name:
+        yield name
 
 
 def _values_without_images(tmp_path) -> str:

@@ -27,6 +27,16 @@ def docker(*args: str, check: bool = True, timeout: float = 300, **kw) -> subpro
     return proc
 
 
+def build_model_image(tag: str, loader_image: str, models_base: pathlib.Path, version: int) -> str:
+    """A model image (model/Dockerfile.model-image: the loader + one SavedModel version at /model)
+    from `<models_base>/<MODEL_NAME>/<version>/`."""
+    docker("build", "-f", str(ROOT / "model" / "Dockerfile.model-image"), "-t", tag,
+           "--build-arg", f"LOADER_IMAGE={loader_image}", "--build-arg", f"MODEL_DIR={MODEL_NAME}/{version}",
+           "--build-arg", f"MODEL_NAME={MODEL_NAME}", "--build-arg", f"MODEL_VERSION={version}",
+           str(models_base), timeout=600)  # fmt: skip
+    return tag
+
+
 def image_tag(name: str) -> str:
     return f"keras-serving/{name}:{TAG}"
 

@@ -25,6 +25,7 @@ from docker_tools import (
     MODEL_NAME,
     ROOT,
     ImageBuilder,
+    build_model_image,
     docker,
     image_tag,
 )
@@ -119,26 +120,7 @@ def demo_model_base(tmp_path_factory) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def demo_model_image(build_image, loader_image, demo_model_base) -> str:
     """The demo model as a model image (model/Dockerfile.model-image: the loader + /model)."""
-    tag = image_tag("clothing-model")
-    proc = docker(
-        "build",
-        "-f",
-        str(ROOT / "model" / "Dockerfile.model-image"),
-        "-t",
-        tag,
-        "--build-arg",
-        f"LOADER_IMAGE={loader_image}",
-        "--build-arg",
-        f"MODEL_DIR={MODEL_NAME}/1",
-        "--build-arg",
-        f"MODEL_NAME={MODEL_NAME}",
-        "--build-arg",
-        "MODEL_VERSION=1",
-        str(demo_model_base),
-        timeout=600,
-    )
-    assert proc.returncode == 0
-    return tag
+    return build_model_image(image_tag("clothing-model"), loader_image, demo_model_base, 1)
 
 
 # ---- a real OCI registry and `make release` against it -----------------------------------------
