@@ -5,16 +5,14 @@ repository has a `conftest`, so `from conftest import ...` would pick whichever 
 from __future__ import annotations
 
 import contextlib
-import os
 import pathlib
 import subprocess
-import sys
 import threading
 import time
 
 import requests
 
-from support.net import free_port
+from support.gateway_process import GatewayProcess
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples" / "images"
@@ -50,21 +48,15 @@ def waitress_gateway(settings, **app_kwargs):
 
 
 @contextlib.contextmanager
-def gateway_process(env: dict[str, str], port: int | None = None):
-    """Run `python -m gateway` with `env` on a free port; yield (base URL, Popen)."""
-    port = port or free_port()
-    full_env = {**os.environ, **env, "PORT": str(port), "LISTEN_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway"], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, 60, process)
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
+def gateway_process(env: dict[str, str], port: int | None = None, log_dir: pathlib.Path | None = None):
+    """Run `python -m gateway` with `env` on a free port until healthy; yield (base URL, the
+    GatewayProcess: `.process` is its Popen, `.log_text()` its output)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        gateway = GatewayProcess(env, pathlib.Path(log_dir or scratch), port=port)
+        with gateway:
+            yield gateway.base, gateway
 
 
 def _wait_healthy(base: str, timeout: float, process: subprocess.Popen | None = None) -> None:

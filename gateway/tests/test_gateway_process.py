@@ -41,7 +41,8 @@ def test_bad_configuration_exits_naming_the_variable():
 
 def test_selftest_and_structured_logs():
     with NumpyModelServer(FakeModel(delay_seconds=0.0)) as server:
-        with gateway_process({"TF_SERVING_HOST": server.target}) as (base, process):
+        with gateway_process({"TF_SERVING_HOST": server.target}) as (base, gateway):
+            process = gateway.process
             ok = selftest(base)
             assert ok.returncode == 0, ok.stdout + ok.stderr
             assert ok.stdout.startswith("ok: 10 scores")
@@ -50,11 +51,7 @@ def test_selftest_and_structured_logs():
             )
             process.send_signal(signal.SIGTERM)
             process.wait(30)
-            lines = [
-                json.loads(line)
-                for line in process.stdout.read().decode().splitlines()
-                if line.startswith("{")
-            ]
+            lines = [json.loads(line) for line in gateway.log_text().splitlines() if line.startswith("{")]
     access = [entry for entry in lines if entry.get("request_id") == "trace-42"]
     assert access and access[0]["status"] == 400 and access[0]["path"] == "/predict"
     assert all({"ts", "level", "logger", "msg"} <= set(entry) for entry in lines)
@@ -72,8 +69,9 @@ def test_sigterm_lets_the_request_in_flight_finish():
     with NumpyModelServer(FakeModel(delay_seconds=2.0)) as server:
         with gateway_process({"TF_SERVING_HOST": server.target, "GRPC_TIMEOUT_SECONDS": "10"}) as (
             base,
-            process,
+            gateway,
         ):
+            process = gateway.process
             requests.get(base + "/readyz", timeout=10)  # signature discovered before the slow call
             result = {}
 
@@ -111,8 +109,9 @@ def test_sigterm_with_a_delay_keeps_accepting_but_reports_not_ready():
     with NumpyModelServer(FakeModel()) as server:
         with gateway_process({"TF_SERVING_HOST": server.target, "SHUTDOWN_DELAY_SECONDS": "3"}) as (
             base,
-            process,
+            gateway,
         ):
+            process = gateway.process
             assert requests.get(base + "/readyz", timeout=10).status_code == 200
             process.send_signal(signal.SIGTERM)
             deadline_wait(lambda: requests.get(base + "/readyz", timeout=5).status_code == 503, 2)
