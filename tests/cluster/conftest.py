@@ -21,7 +21,7 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "containers"))  # docker_tools, image_fixtures
 
-from docker_tools import DEMO_DIR, MODEL_NAME, build_model_image  # noqa: E402
+from docker_tools import DEMO_DIR, MODEL_NAME, build_model_image, convert_model  # noqa: E402
 from image_fixtures import *  # noqa: E402,F401,F403
 from kube import CLUSTER_ENV, ROOT, Cluster, read_env_file  # noqa: E402
 from models import HALVE_LOGITS  # noqa: E402
@@ -102,27 +102,7 @@ def model_versions(build_image, loader_image, demo_model_base, tmp_path_factory)
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = subprocess.run(
-        [
-            str(ROOT / ".venv" / "bin" / "model"),
-            "convert",
-            str(v2_keras),
-            "--labels",
-            str(DEMO_DIR / "labels.txt"),
-            "--out",
-            str(base),
-            "--name",
-            MODEL_NAME,
-            "--version",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for path in [base, *base.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    convert_model(v2_keras, base, 2)
     tags = {}
     for version, context in ((1, demo_model_base), (2, base)):
         tag = build_model_image(f"keras-serving/{MODEL_NAME}:{version}", loader_image, context, version)

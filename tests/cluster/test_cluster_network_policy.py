@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from kube import VALUES, ready, wait_until
+from kube import VALUES, ready, release_namespace, wait_until
 
 RELEASE = "netpol"
 
@@ -24,28 +24,25 @@ print("connected")
 
 @pytest.fixture(scope="module")
 def release(cluster, cluster_images):
-    namespace = f"ks-np-{uuid.uuid4().hex[:6]}"
-    cluster.kubectl("create", "namespace", namespace)
-    cluster.helm(
-        "install",
-        RELEASE,
-        ".",
-        "-n",
-        namespace,
-        "-f",
-        str(VALUES),
-        "--set",
-        "ingress.enabled=false",
-        "--set",
-        "networkPolicy.enabled=true",
-        "--wait",
-        "--timeout",
-        "5m",
-        timeout=600,
-    )
-    yield namespace
-    cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait", check=False)
-    cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    with release_namespace(cluster, "ks-np", RELEASE) as namespace:
+        cluster.helm(
+            "install",
+            RELEASE,
+            ".",
+            "-n",
+            namespace,
+            "-f",
+            str(VALUES),
+            "--set",
+            "ingress.enabled=false",
+            "--set",
+            "networkPolicy.enabled=true",
+            "--wait",
+            "--timeout",
+            "5m",
+            timeout=600,
+        )
+        yield namespace
 
 
 def _pod(cluster, namespace: str, component: str) -> dict:

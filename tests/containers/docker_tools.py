@@ -27,6 +27,19 @@ def docker(*args: str, check: bool = True, timeout: float = 300, **kw) -> subpro
     return proc
 
 
+def convert_model(keras_file: pathlib.Path, base: pathlib.Path, version: int) -> pathlib.Path:
+    """`model convert` (the host's .venv has TensorFlow) of `keras_file` with the demo labels into
+    `<base>/<MODEL_NAME>/<version>/`, made world-readable so that the containers' non-root users
+    can read it through a bind mount or an image COPY."""
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "model"), "convert", str(keras_file),
+                           "--labels", str(DEMO_DIR / "labels.txt"), "--out", str(base), "--name", MODEL_NAME,
+                           "--version", str(version)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, f"model convert failed:\n{proc.stderr[-4000:]}"
+    for path in [base, *base.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return base
+
+
 def build_model_image(tag: str, loader_image: str, models_base: pathlib.Path, version: int) -> str:
     """A model image (model/Dockerfile.model-image: the loader + one SavedModel version at /model)
     from `<models_base>/<MODEL_NAME>/<version>/`."""

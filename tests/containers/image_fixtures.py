@@ -22,10 +22,10 @@ from docker_tools import (
     BASE_IMAGE,
     DEMO_DIR,
     LOG_DIR,
-    MODEL_NAME,
     ROOT,
     ImageBuilder,
     build_model_image,
+    convert_model,
     docker,
     image_tag,
 )
@@ -92,29 +92,7 @@ def model_server_image(build_image) -> str:
 def demo_model_base(tmp_path_factory) -> pathlib.Path:
     """<base>/clothing-model/1/ converted from the bundled demo model; world-readable so that the
     containers' non-root users can read it through a bind mount."""
-    base = tmp_path_factory.mktemp("models")
-    proc = subprocess.run(
-        [
-            str(ROOT / ".venv" / "bin" / "model"),
-            "convert",
-            str(DEMO_DIR / "clothing-model.keras"),
-            "--labels",
-            str(DEMO_DIR / "labels.txt"),
-            "--out",
-            str(base),
-            "--name",
-            MODEL_NAME,
-            "--version",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, f"model convert failed:\n{proc.stderr[-4000:]}"
-    for path in [base, *base.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return base
+    return convert_model(DEMO_DIR / "clothing-model.keras", tmp_path_factory.mktemp("models"), 1)
 
 
 @pytest.fixture(scope="session")
