@@ -158,14 +158,18 @@ def test_upstream_errors_are_bad_gateway(image_server):
 
 
 class _KeepAliveServer:
-    """A raw HTTP/1.1 server that ignores "Connection: close" and keeps every connection open,
-    answering each request on it with `body`; it records connections and request headers."""
+    """A raw HTTP/1.1 server answering every request with `body` on a kept-alive connection; it
+    records connections and request heads. `close_silently`: close each connection after one
+    answer without saying so (a server whose keep-alive timeout passed); `answer_once`: answer
+    the first request of each connection, then never again (a stalled kept-alive connection)."""
 
-    def __init__(self, body: bytes):
+    def __init__(self, body: bytes, close_silently: bool = False, answer_once: bool = False):
         import socket
         import threading
 
         self.body = body
+        self.close_silently = close_silently
+        self.answer_once = answer_once
         self.connections = 0
         self.requests: list[bytes] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -186,7 +190,7 @@ class _KeepAliveServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
-        buffered = b""
+        buffered, answered = b"", 0
         while True:
             try:
                 data = conn.recv(65536)
@@ -198,11 +202,25 @@ class _KeepAliveServer:
             while b"\r\n\r\n" in buffered:
                 head, _, buffered = buffered.partition(b"\r\n\r\n")
                 self.requests.append(head)
+                if self.answer_once and answered:
+                    continue
                 conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: keep-alive\r\n"
+                    b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n"
                     + f"Content-Length: {len(self.body)}\r\n\r\n".encode()
                     + self.body
                 )
+                answered += 1
+                if self.close_silently:
+                    conn.close()
+                    return
+
+    def fetcher(self, **overrides) -> ImageFetcher:
+        settings = dict(
+            fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+            fetch_allowed_ports=frozenset({self.port}),
+        )
+        settings.update(overrides)
+        return ImageFetcher(Settings(**settings))
 
     def close(self):
         self._listener.close()
@@ -210,25 +228,85 @@ class _KeepAliveServer:
             conn.close()
 
 
+@pytest.fixture
+def keep_alive_server(sample_jpeg, request):
+    server = _KeepAliveServer(sample_jpeg, **getattr(request, "param", {}))
+    yield server
+    server.close()
+
+
 @pytest.mark.integration
-def test_every_fetch_connects_afresh_even_when_the_server_keeps_connections_open(sample_jpeg):
-    """The fetcher's session is reused across requests, its connections never are: each fetch
-    resolves, checks and connects again (a pooled socket would skip the address check and sit
-    outside the fetch's deadline)."""
-    server = _KeepAliveServer(sample_jpeg)
-    try:
-        fetcher = ImageFetcher(
-            Settings(
-                fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
-                fetch_allowed_ports=frozenset({server.port}),
-            )
-        )
-        for _ in range(3):
-            assert fetcher.fetch(f"http://127.0.0.1:{server.port}/hat.jpg") == sample_jpeg
-        assert server.connections == 3
-        assert all(b"\r\nConnection: close" in head for head in server.requests), server.requests
-    finally:
-        server.close()
+def test_fetches_from_one_host_reuse_a_kept_alive_connection(keep_alive_server, sample_jpeg):
+    """A connection that ended a complete response is reused by the next fetch from that host
+    (no new TCP connection, resolve or TLS handshake per image)."""
+    fetcher = keep_alive_server.fetcher()
+    for _ in range(3):
+        assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
+    assert keep_alive_server.connections == 1
+    assert len(keep_alive_server.requests) == 3
+    assert not any(b"Connection: close" in head for head in keep_alive_server.requests)
+    assert fetcher.pool.size() == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("keep_alive_server", [{"close_silently": True}], indirect=True)
+def test_a_kept_alive_connection_the_server_closed_is_replaced_transparently(keep_alive_server, sample_jpeg):
+    fetcher = keep_alive_server.fetcher()
+    for _ in range(3):
+        assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
+        time.sleep(0.05)  # let the server's close arrive: the next fetch finds a dead connection
+    assert keep_alive_server.connections == 3
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("keep_alive_server", [{"answer_once": True}], indirect=True)
+def test_a_reused_connection_is_under_the_fetch_deadline(keep_alive_server, sample_jpeg):
+    fetcher = keep_alive_server.fetcher(fetch_timeout_seconds=1.0)
+    url = f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg"
+    assert fetcher.fetch(url) == sample_jpeg
+    start = time.monotonic()
+    with pytest.raises(GatewayError) as caught:
+        fetcher.fetch(url)  # the kept connection never answers again
+    assert caught.value.code == "fetch_timeout"
+    assert 0.9 < time.monotonic() - start < 2.0
+    assert keep_alive_server.connections == 1  # a timeout is not resent on a new connection
+    assert fetcher.pool.size() == 0  # and the dead connection is not kept
+
+
+@pytest.mark.integration
+def test_idle_connections_expire(keep_alive_server, sample_jpeg, monkeypatch):
+    import gateway.fetch
+
+    monkeypatch.setattr(gateway.fetch, "_POOL_IDLE_SECONDS", 0.0)
+    fetcher = keep_alive_server.fetcher()
+    for _ in range(2):
+        assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
+    assert keep_alive_server.connections == 2
+
+
+@pytest.mark.integration
+def test_connections_the_server_will_close_or_left_mid_response_are_not_kept(image_server):
+    """The test image server answers `Connection: close`; errors and redirects close theirs."""
+    fetcher = loopback_fetcher(image_server, fetch_max_bytes=1024 * 1024)
+    fetcher.fetch(image_server.url("/img/hat.jpg"))
+    for path in ("/status/404", "/redirect?to=/status/500", "/big"):
+        with pytest.raises(GatewayError):
+            fetcher.fetch(image_server.url(path))
+    assert fetcher.pool.size() == 0
+
+
+@pytest.mark.integration
+def test_a_pooled_connection_does_not_carry_a_redirect_past_the_address_check(
+    keep_alive_server, image_server
+):
+    """A kept connection is keyed by scheme, host and port: a redirect to another port or host
+    is checked and connected on its own (here: to a port outside the allowlist)."""
+    fetcher = keep_alive_server.fetcher()
+    fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg")
+    assert fetcher.pool.size() == 1
+    with pytest.raises(GatewayError) as caught:
+        fetcher.fetch(image_server.url(f"/redirect?to=http://127.0.0.1:{keep_alive_server.port}/x.jpg"))
+    assert caught.value.code == "url_forbidden"  # image_server's port is not allowed
 
 
 @pytest.mark.integration
