@@ -199,6 +199,17 @@ def test_metrics_expose_requests_stages_in_flight_and_bytes(gateway, image_serve
     assert errors["invalid_base64"] >= 1
 
 
+def test_request_metrics_keep_a_bounded_label_set_for_made_up_methods(gateway):
+    """Any token is a valid HTTP method; counting each as its own series would let a client
+    grow the metrics (and the gateway's memory) without bound."""
+    for method in ("BREW", "PROPFIND", "X-Y-Z"):
+        assert requests.request(method, gateway + "/predict", timeout=10).status_code == 405
+    text = requests.get(gateway + "/metrics", timeout=10).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    methods = {s.labels["method"] for s in families["gateway_requests"].samples}
+    assert "other" in methods and not methods & {"BREW", "PROPFIND", "X-Y-Z"}, methods
+
+
 def test_readyz_reports_the_model_and_is_cached(gateway, model_server):
     first = requests.get(gateway + "/readyz", timeout=10)
     assert first.status_code == 200 and first.json()["input"] == "input_8"

@@ -56,8 +56,7 @@ def create_app(
     def _finish(response: Response):
         route = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-        metrics.request_seconds.labels(route).observe(elapsed)
+        metrics.answered(route, request.method, response.status_code, elapsed)
         if response.status_code >= 400 and response.is_json:
             code = (response.get_json(silent=True) or {}).get("error", {}).get("code", "unknown")
             metrics.errors.labels(code).inc()

@@ -62,8 +62,12 @@ _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 
 
 def configure_pillow(max_image_pixels: int) -> None:
-    """Set Pillow's process-wide decompression-bomb limit (called by create_app, not on import)."""
+    """Set Pillow's process-wide decompression-bomb limit (called by create_app, not on import).
+    Between 1x and 2x the limit Pillow only warns; decode_resized's own check is the real limit,
+    so the warning is silenced here, once, for the process (`warnings.catch_warnings` around
+    each decode is neither thread-safe nor free)."""
     Image.MAX_IMAGE_PIXELS = max_image_pixels
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def sniff_format(data: bytes) -> str:
@@ -98,10 +102,7 @@ def decode_resized(data: bytes, width: int, height: int, max_pixels: int) -> np.
     """Decode `data` and return an RGB uint8 array of shape (height, width, 3)."""
     fmt = sniff_format(data)
     try:
-        with warnings.catch_warnings():
-            # Between 1x and 2x Pillow only warns; our own check below is the real limit.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[fmt])
+        image = Image.open(io.BytesIO(data), formats=[fmt])
         pixels = image.width * image.height
         if pixels > max_pixels:
             raise _too_many_pixels(image.width, image.height, max_pixels)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import contextmanager
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,6 +18,9 @@ from prometheus_client import (
 # Request latency spans a cached 20 ms prediction up to a fetch that hits its deadline.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STAGES = ("fetch", "decode", "model")
+# Any token is a valid HTTP method: others are counted as "other", so a client cannot grow the
+# label set (and the cache of series below) without bound.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 class GatewayMetrics:
@@ -59,9 +61,20 @@ class GatewayMetrics:
         )
         self._active = 0
         self._active_lock = threading.Lock()
-        # Touch every stage so the series exist (value 0) before the first request.
-        for stage in STAGES:
-            self.stage_seconds.labels(stage)
+        # Every stage's series exists (value 0) before the first request, and is looked up once:
+        # labels() hashes and locks on each call, several times per request otherwise.
+        self._stages = {stage: self.stage_seconds.labels(stage) for stage in STAGES}
+        self._answered: dict[tuple[str, str, str], tuple] = {}
+
+    def answered(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one HTTP answer and its duration (children cached per route/method/status)."""
+        key = (route, method if method in _METHODS else "other", str(status))
+        children = self._answered.get(key)
+        if children is None:
+            children = (self.requests.labels(*key), self.request_seconds.labels(route))
+            self._answered[key] = children  # a few routes x methods x statuses: bounded
+        children[0].inc()
+        children[1].observe(seconds)
 
     def request_started(self) -> None:
         with self._active_lock:
@@ -77,13 +90,22 @@ class GatewayMetrics:
         """Requests in flight (what a draining shutdown waits for)."""
         return self._active
 
-    @contextmanager
-    def stage(self, name: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stage_seconds.labels(name).observe(time.perf_counter() - start)
+    def stage(self, name: str) -> _StageTimer:
+        """`with metrics.stage("fetch"): ...` observes the block's duration."""
+        return _StageTimer(self._stages[name])
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _StageTimer:
+    __slots__ = ("_histogram", "_start")
+
+    def __init__(self, histogram) -> None:
+        self._histogram = histogram
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *_exc) -> None:
+        self._histogram.observe(time.perf_counter() - self._start)
