@@ -4,7 +4,8 @@ Each pipeline turns the same JPEG bytes into the serialized PredictRequest its g
 - baseline: keras-image-helper's `convert_to_tensor` on the opened image (its `from_url` minus the
   download) and the lesson's hand-built float32 TensorProto;
 - ours: the gateway's own `decode_resized` -> `to_model_input` -> `encode_predict_request`, the
-  calls `Classifier` and `ModelClient.predict` make;
+  calls `Classifier` and `ModelClient.predict` make, for the default uint8 signature and for a
+  float32 one like the lesson's;
 - floor: decoding the JPEG alone, at full size and DCT-scaled (`draft`) to at least 299x299.
 """
 
@@ -40,7 +41,7 @@ def baseline_request(data: bytes) -> bytes:
     return lesson.prepare_request(X).SerializeToString()
 
 
-def ours_request(data: bytes, input_dtype: str = "float32") -> bytes:
+def ours_request(data: bytes, input_dtype: str = "uint8") -> bytes:
     from gateway.imaging import decode_resized, to_model_input
     from gateway.tensors import encode_predict_request
 
@@ -49,14 +50,14 @@ def ours_request(data: bytes, input_dtype: str = "float32") -> bytes:
     return encode_predict_request(MODEL_NAME, SIGNATURE_NAME, INPUT_NAME, batch, [OUTPUT_NAME])
 
 
-def ours_uint8_request(data: bytes) -> bytes:
-    return ours_request(data, "uint8")
+def ours_float32_request(data: bytes) -> bytes:
+    return ours_request(data, "float32")
 
 
 PIPELINES: dict[str, Callable[[bytes], object]] = {
     "baseline": baseline_request,
     "ours": ours_request,
-    "ours (uint8 signature)": ours_uint8_request,
+    "ours (float32 signature)": ours_float32_request,
     "floor: JPEG decode, full size": decode_full,
     "floor: JPEG decode, DCT-scaled": decode_dct_scaled,
 }

@@ -66,13 +66,27 @@ def main() -> None:
     parser.add_argument("--case", choices=images.CASES, default="dataset")
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--dtype",
+        choices=("uint8", "float32"),
+        default="uint8",
+        help="the model's input (uint8: the default)",
+    )
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="count every sampled stack (the WSGI server's I/O thread, gRPC, the reaper), not only request handling",
+    )
     parser.add_argument(
         "--gil", action="store_true", help="sample only the thread holding the GIL (what limits one process)"
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="keras-serving-profile-") as tmp, Backend("float32") as backend:
+    with (
+        tempfile.TemporaryDirectory(prefix="keras-serving-profile-") as tmp,
+        Backend(args.dtype or ("uint8" if args.gateway == "ours" else "float32")) as backend,
+    ):
         work = pathlib.Path(tmp)
         cases = images.write_cases(work / "images")
         nginx = servers.nginx(work / "images", work).start()
@@ -121,7 +135,7 @@ def main() -> None:
                 f"p50 {measured['p50_ms']:.1f} ms, p99 {measured['p99_ms']:.1f} ms "
                 f"(slowed by the sampling)\n"
             )
-            keep = "predict" if args.gateway == "ours" else "predict_endpoint"
+            keep = "" if args.all_threads else "predict" if args.gateway == "ours" else "predict_endpoint"
             print(summarize(raw, keep, args.top))
         finally:
             gateway.stop()

@@ -17,12 +17,15 @@ from bench.baseline.gateway import classes as LESSON_CLASSES
 
 BASELINE_GUNICORN = "baseline (gunicorn)"
 BASELINE_WAITRESS = "baseline (waitress)"
+# Ours in front of the model `make demo` and releases serve by default (`model convert --uint8`:
+# raw pixels in, scaling in the graph, 4x fewer tensor bytes for the gateway to send and the
+# server to read), and in front of a float32 model like the lesson's, tensor for tensor.
 OURS = "ours"
-# The same gateway in front of a model exported with `model convert --uint8` (raw pixels in,
-# scaling in the graph): 4x fewer tensor bytes for the gateway to send and the server to read.
-OURS_UINT8 = "ours (uint8 model)"
-GATEWAYS = (BASELINE_GUNICORN, BASELINE_WAITRESS, OURS, OURS_UINT8)
+OURS_FLOAT32 = "ours (float32 model)"
+GATEWAYS = (BASELINE_GUNICORN, BASELINE_WAITRESS, OURS, OURS_FLOAT32)
 BASELINES = (BASELINE_GUNICORN, BASELINE_WAITRESS)
+# Flask on waitress doing nothing but parse the JSON body: measured beside the dataset JPEG runs.
+WEB_FLOOR = "floor: Flask on waitress"
 
 
 @dataclass
@@ -87,19 +90,18 @@ def run(config: Config) -> dict:
         gateways = {
             BASELINE_GUNICORN: servers.baseline_gunicorn(backend.address, work),
             BASELINE_WAITRESS: servers.baseline_waitress(backend.address, config.threads, work),
-            OURS: servers.ours(backend.address, config.threads, work, extra=extra),
+            OURS: servers.ours(backend_uint8.address, config.threads, work, extra=extra),
+            OURS_FLOAT32: servers.ours(backend.address, config.threads, work, "ours-float32", extra),
         }
-        ours_uint8 = gateways[OURS_UINT8] = servers.ours(
-            backend_uint8.address, config.threads, work, "ours-uint8", extra
-        )
-        model_server_of = {name: backend_uint8 if name == OURS_UINT8 else backend for name in GATEWAYS}
+        model_server_of = {name: backend_uint8 if name == OURS else backend for name in GATEWAYS}
+        web_floor = servers.web_floor(config.threads, work)
         spread_gateways = {
             BASELINE_WAITRESS: servers.baseline_waitress(
                 replicas_target, config.threads, work, "baseline-waitress-replicas"
             ),
             OURS: servers.ours(replicas_target, config.threads, work, "ours-replicas", extra),
         }
-        everything = [nginx, *gateways.values(), *spread_gateways.values()]
+        everything = [nginx, web_floor, *gateways.values(), *spread_gateways.values()]
         for server in everything:
             stack.callback(server.stop)
             server.start()
@@ -116,8 +118,8 @@ def run(config: Config) -> dict:
         result["tensor_bytes"] = _tensor_bytes(
             [
                 ("baseline (float32)", gateways[BASELINE_WAITRESS], backend),
-                ("ours (float32)", gateways[OURS], backend),
-                ("ours (uint8)", ours_uint8, backend_uint8),
+                ("ours (float32)", gateways[OURS_FLOAT32], backend),
+                ("ours (uint8)", gateways[OURS], backend_uint8),
             ],
             urls["dataset"],
             config.bytes_requests,
@@ -127,12 +129,16 @@ def run(config: Config) -> dict:
         for case in cases:
             for name in GATEWAYS:
                 load.run_wrk(gateways[name].url, scripts[case], 4, 2)
+        load.run_wrk(web_floor.url, scripts["dataset"], 4, 2)
 
         runs = {case: {name: {c: [] for c in config.concurrencies} for name in GATEWAYS} for case in cases}
+        floor_runs = {c: [] for c in config.concurrencies}
         spread_counts = {name: [0, 0] for name in spread_gateways}
         for rep in range(config.reps):
             for case in cases:
                 for c in config.concurrencies:
+                    if case == "dataset":
+                        floor_runs[c].append(_floor_run(web_floor, scripts[case], c, config.seconds))
                     for name in _rotated(GATEWAYS, rep):
                         model_server = model_server_of[name]
                         before = (
@@ -167,6 +173,10 @@ def run(config: Config) -> dict:
                     spread_counts[name][i] += replica.counts()["predicts"]
                 log(f"rep {rep + 1}/{config.reps} spread {name}: {spread_counts[name]}")
         result["throughput"] = _summarize_throughput(runs)
+        result["web_floor"] = {
+            str(c): {key: statistics.median(r[key] for r in measured) for key in ("rps", "cpu_ms")}
+            for c, measured in floor_runs.items()
+        }
         result["spread"] = {
             name: {"counts": counts, "ratio": (max(counts) / min(counts)) if min(counts) else None}
             for name, counts in spread_counts.items()
@@ -175,6 +185,16 @@ def run(config: Config) -> dict:
     result["duration_s"] = time.time() - started
     result["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     return result
+
+
+def _floor_run(server: servers.Server, script: pathlib.Path, connections: int, seconds: int) -> dict:
+    before = server.cpu_seconds()
+    measured = load.run_wrk(server.url, script, connections, seconds)
+    if measured["errors"]:
+        raise RuntimeError(f"the web floor answered {measured['errors']} errors")
+    measured["cpu_ms"] = (server.cpu_seconds() - before) * 1000 / max(measured["requests"], 1)
+    log(f"{WEB_FLOOR} c={connections}: {measured['rps']:.1f} req/s CPU {measured['cpu_ms']:.2f} ms/req")
+    return measured
 
 
 def _image_facts(path: pathlib.Path) -> dict:

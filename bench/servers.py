@@ -161,6 +161,19 @@ def baseline_waitress(
     return Server(name, argv, port, work / f"{name}.log", {"TF_SERVING_HOST": target})
 
 
+def web_floor(threads: int, work: pathlib.Path) -> Server:
+    """Flask on waitress with the gateway's thread count, parsing the JSON body and answering a
+    small JSON (bench/floor_app.py): what any Flask gateway on this server costs per request."""
+    port = free_port()
+    argv = [
+        str(VENV_BIN / "waitress-serve"),
+        f"--listen=127.0.0.1:{port}",
+        f"--threads={threads}",
+        "bench.floor_app:app",
+    ]
+    return Server("web-floor", argv, port, work / "web-floor.log")
+
+
 def ours(
     target: str, threads: int, work: pathlib.Path, name: str = "ours", extra: dict[str, str] | None = None
 ) -> Server:

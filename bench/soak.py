@@ -18,6 +18,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "reliability"))  # the reliability tier's real helpers
+sys.path.insert(0, str(ROOT / "tests"))  # and the test support package they import
 
 from reliability_images import ImageServer, small_jpeg  # noqa: E402
 from reliability_load import request_mix, run_load  # noqa: E402

@@ -169,3 +169,21 @@ def test_server_cpu_time_counts_its_child_processes(tmp_path):
         assert 0.4 <= server.cpu_seconds() < 5
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("module", ["bench", "bench.soak", "bench.profile"])
+def test_entry_points_start_outside_pytest(module):
+    """`make bench` runs these as plain `python -m`, without the sys.path pytest's conftest sets
+    up: each must import and answer --help there too."""
+    import pathlib
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        cwd=pathlib.Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage" in done.stdout
