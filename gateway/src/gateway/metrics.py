@@ -4,7 +4,6 @@ tests; a module-global registry would make their counters collide)."""
 from __future__ import annotations
 
 import threading
-import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -90,22 +89,9 @@ class GatewayMetrics:
         """Requests in flight (what a draining shutdown waits for)."""
         return self._active
 
-    def stage(self, name: str) -> _StageTimer:
+    def stage(self, name: str):
         """`with metrics.stage("fetch"): ...` observes the block's duration."""
-        return _StageTimer(self._stages[name])
+        return self._stages[name].time()
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-class _StageTimer:
-    __slots__ = ("_histogram", "_start")
-
-    def __init__(self, histogram) -> None:
-        self._histogram = histogram
-
-    def __enter__(self) -> None:
-        self._start = time.perf_counter()
-
-    def __exit__(self, *_exc) -> None:
-        self._histogram.observe(time.perf_counter() - self._start)
