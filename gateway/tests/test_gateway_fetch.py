@@ -171,6 +171,7 @@ class _KeepAliveServer:
         self.close_silently = close_silently
         self.answer_once = answer_once
         self.connections = 0
+        self.closed_by_client = 0
         self.requests: list[bytes] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -197,6 +198,7 @@ class _KeepAliveServer:
             except OSError:
                 return
             if not data:
+                self.closed_by_client += 1
                 return
             buffered += data
             while b"\r\n\r\n" in buffered:
@@ -275,12 +277,43 @@ def test_a_reused_connection_is_under_the_fetch_deadline(keep_alive_server, samp
 
 @pytest.mark.integration
 def test_idle_connections_expire(keep_alive_server, sample_jpeg, monkeypatch):
-    import gateway.fetch
+    import gateway.fetch_sockets
 
-    monkeypatch.setattr(gateway.fetch, "_POOL_IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(gateway.fetch_sockets, "POOL_IDLE_SECONDS", 0.0)
     fetcher = keep_alive_server.fetcher()
     for _ in range(2):
         assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
+    assert keep_alive_server.connections == 2
+
+
+@pytest.mark.integration
+def test_idle_connections_are_closed_on_time_without_another_fetch(
+    keep_alive_server, sample_jpeg, monkeypatch
+):
+    """An idle gateway does not keep sockets open to every host it once fetched from: the
+    reaper's sweep closes each pooled connection when its idle time ends, and a connection put
+    back later gets its own sweep."""
+    import gateway.fetch_sockets
+
+    monkeypatch.setattr(gateway.fetch_sockets, "POOL_IDLE_SECONDS", 0.3)
+    fetcher = keep_alive_server.fetcher()
+    url = f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg"
+
+    def closed_within(seconds: float, count: int) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if keep_alive_server.closed_by_client == count and fetcher.pool.size() == 0:
+                return True
+            time.sleep(0.02)
+        return False
+
+    for round_ in (1, 2):
+        start = time.monotonic()
+        assert fetcher.fetch(url) == sample_jpeg
+        assert fetcher.pool.size() == 1
+        assert keep_alive_server.closed_by_client == round_ - 1  # kept open while fresh
+        assert closed_within(2.0, round_), (keep_alive_server.closed_by_client, fetcher.pool.size())
+        assert time.monotonic() - start >= 0.3
     assert keep_alive_server.connections == 2
 
 

@@ -27,7 +27,7 @@ deadline enforced by shutting the sockets down; a byte cap enforced while stream
 (Content-Length is only a hint); TLS verified against the host name with certifi's CA bundle;
 no proxies (a proxy would resolve the target itself).
 
-Kept-alive connections (`_Pool`): images usually come from a few hosts (a bucket, a CDN), and a
+Kept-alive connections (`fetch_sockets.Pool`): images usually come from a few hosts (a bucket, a CDN), and a
 new TCP connection per fetch cost more CPU than reading a 25 KB body over a kept one (and a TLS
 handshake far more). A connection is pooled only after a complete 200 response the server did
 not mark `Connection: close`, keyed by scheme, host and port; it stays connected to the address
@@ -36,17 +36,14 @@ not accepted (a name that now resolves elsewhere is checked when a new connectio
 While in use it is under that fetch's deadline like a new one. `auto_open` is off, so
 http.client can never reconnect by itself (that would resolve the name without the checks). A
 pooled connection the server closed meanwhile is replaced once, transparently (GET is safe to
-resend); idle ones are dropped after a few seconds.
+resend); idle ones are closed after a few seconds.
 """
 
 from __future__ import annotations
 
-import heapq
 import http.client
-import itertools
 import socket
 import ssl
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -55,6 +52,7 @@ import certifi
 from ssrfguard import BlockedAddressError, BlockedURLError, Policy, SSRFGuardError, connect, resolve
 
 from gateway.errors import GatewayError
+from gateway.fetch_sockets import REAPER, Pool, Watch
 from gateway.imaging import sniff_format
 from gateway.settings import Settings
 
@@ -63,11 +61,6 @@ _SNIFF_BYTES = 12
 _USER_AGENT = "keras-serving-gateway/0.1 (+image fetch)"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-# Idle kept-alive connections: per host (the default THREADS can all reuse one), in all, and how
-# long one may sit unused (below common server keep-alive timeouts: nginx 75 s, S3 ~20 s).
-_POOL_PER_HOST = 8
-_POOL_TOTAL = 64
-_POOL_IDLE_SECONDS = 5.0
 # What may stay unescaped in a request target (RFC 3986 pchar + "/" + "?" + "%"); anything
 # else (spaces, non-ASCII) is percent-encoded as UTF-8, as browsers and requests do.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
@@ -89,129 +82,6 @@ class FetchLimits:
         )
 
 
-class _Watch:
-    """The sockets one fetch opened and its total deadline. When the deadline passes the reaper
-    shuts them down, so no read (headers dripped byte by byte, a body that trickles) can outlive
-    it; per-read timeouts alone cannot."""
-
-    __slots__ = ("deadline", "fired", "done", "_sockets", "_lock")
-
-    def __init__(self, deadline: float):
-        self.deadline = deadline
-        self.fired = False
-        self.done = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            if not self.fired:
-                self._sockets.append(sock)
-                return
-        _shutdown(sock)
-
-    def fire(self) -> None:
-        with self._lock:
-            if self.done:
-                return
-            self.fired = True
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            _shutdown(sock)
-
-    def finish(self) -> None:
-        with self._lock:
-            self.done = True
-            self._sockets = []
-
-
-class _Reaper:
-    """One daemon thread per process that fires the watches whose deadline has passed (a timer
-    thread per fetch cost ~0.1 ms of CPU per request, and a thread start each time)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, _Watch]] = []
-        self._order = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def add(self, watch: _Watch) -> None:
-        with self._cond:
-            if self._thread is None or not self._thread.is_alive():  # also after a fork
-                self._thread = threading.Thread(target=self._run, name="fetch-deadlines", daemon=True)
-                self._thread.start()
-            heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
-            if self._heap[0][2] is watch:  # sooner than what the thread sleeps until
-                self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            expired = []
-            with self._cond:
-                now = time.monotonic()
-                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
-                    _, _, watch = heapq.heappop(self._heap)
-                    if not watch.done:
-                        expired.append(watch)
-                if not expired:
-                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
-            for watch in expired:
-                watch.fire()
-
-
-_REAPER = _Reaper()
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
-
-
-class _Pool:
-    """Idle kept-alive connections by (scheme, host, port), newest first out."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle: dict[tuple[str, str, int], list[tuple[float, http.client.HTTPConnection]]] = {}
-        self._count = 0
-
-    def take(self, key: tuple[str, str, int]) -> http.client.HTTPConnection | None:
-        stale = []
-        with self._lock:
-            idle = self._idle.get(key)
-            conn = None
-            now = time.monotonic()
-            while idle:
-                expires, candidate = idle.pop()
-                self._count -= 1
-                if expires > now:
-                    conn = candidate
-                    break
-                stale.append(candidate)
-            if idle is not None and not idle:
-                del self._idle[key]
-        for old in stale:
-            old.close()
-        return conn
-
-    def give(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            idle = self._idle.setdefault(key, [])
-            if len(idle) < _POOL_PER_HOST and self._count < _POOL_TOTAL:
-                idle.append((time.monotonic() + _POOL_IDLE_SECONDS, conn))
-                self._count += 1
-                return
-            if not idle:
-                del self._idle[key]
-        conn.close()
-
-    def size(self) -> int:
-        with self._lock:
-            return self._count
-
-
 def build_policy(settings: Settings) -> Policy:
     return Policy(
         allowed_schemes=frozenset({"http", "https"}),
@@ -228,13 +98,13 @@ class ImageFetcher:
         self.policy = build_policy(settings)
         self.limits = FetchLimits.from_settings(settings)
         self.tls = ssl.create_default_context(cafile=certifi.where())
-        self.pool = _Pool()
+        self.pool = Pool()
 
     def fetch(self, url: str) -> bytes:
         if not isinstance(url, str) or not url:
             raise GatewayError(400, "invalid_url", "url must be a non-empty string")
-        watch = _Watch(time.monotonic() + self.limits.total_timeout)
-        _REAPER.add(watch)
+        watch = Watch(time.monotonic() + self.limits.total_timeout)
+        REAPER.add(watch)
         reusable: list = []  # (key, conn) of a connection that ended a complete response
         try:
             return self._follow(url, watch, reusable)
@@ -283,7 +153,7 @@ class ImageFetcher:
                 else:
                     self.pool.give(key, conn)
 
-    def _follow(self, url: str, watch: _Watch, reusable: list) -> bytes:
+    def _follow(self, url: str, watch: Watch, reusable: list) -> bytes:
         for _hop in range(self.policy.max_redirects + 1):
             target = self.policy.check_url(url)  # scheme, port, userinfo, literal addresses
             path = _request_target(url)
@@ -314,7 +184,7 @@ class ImageFetcher:
             502, "too_many_redirects", f"the URL redirected more than {self.policy.max_redirects} times"
         )
 
-    def _request(self, target, key, path: str, watch: _Watch):
+    def _request(self, target, key, path: str, watch: Watch):
         """Send the GET on a pooled connection or a new one; the connection and its response."""
         conn = self.pool.take(key)
         if conn is not None:
@@ -334,7 +204,7 @@ class ImageFetcher:
             conn.close()
             raise
 
-    def _arm(self, sock: socket.socket, watch: _Watch) -> None:
+    def _arm(self, sock: socket.socket, watch: Watch) -> None:
         """Put `sock` under the fetch's deadline, with reads timing out no later than it."""
         watch.watch(sock)
         sock.settimeout(max(0.001, min(self.limits.total_timeout, watch.deadline - time.monotonic())))
@@ -353,7 +223,7 @@ class ImageFetcher:
         conn.endheaders()
         return conn.getresponse()
 
-    def _open(self, target, watch: _Watch) -> http.client.HTTPConnection:
+    def _open(self, target, watch: Watch) -> http.client.HTTPConnection:
         """An HTTP connection over a socket connected to a validated address of `target`."""
         addresses = resolve(target, policy=self.policy)  # one lookup; every answer checked
         remaining = watch.deadline - time.monotonic()
@@ -376,7 +246,7 @@ class ImageFetcher:
         conn.auto_open = 0  # nor later, on a closed connection
         return conn
 
-    def _read_body(self, response: http.client.HTTPResponse, watch: _Watch) -> bytes:
+    def _read_body(self, response: http.client.HTTPResponse, watch: Watch) -> bytes:
         if response.status != 200:
             raise GatewayError(502, "fetch_failed", f"the image URL answered HTTP {response.status}")
         declared = response.getheader("Content-Length")
