@@ -1,33 +1,25 @@
-"""results dict -> bench/results.md (tables, ratios against the targets) and bench/results.png."""
+"""results dict -> bench/results.md (tables, ratios against the targets), bench/results.png and
+the READMEs' summary block (bench/summary.py)."""
 
 from __future__ import annotations
 
 import json
 import os
 import pathlib
-import re
-import statistics
 
+from bench.figures import (
+    CASE_TITLES,
+    FLOOR,
+    GOAL_CPU,
+    GOAL_PEAK,
+    GOAL_PHONE_PREP,
+    GOAL_WEB_FLOOR,
+    cpu_per_request,
+    peak,
+    web_stack_floor,
+)
 from bench.run import BASELINES, GATEWAYS, OURS, OURS_FLOAT32, WEB_FLOOR
-
-# (what, target, comparison) for the issue's targets; ratios are computed in `targets()`.
-FLOOR = "floor: JPEG decode, DCT-scaled"
-CASE_TITLES = {"dataset": "dataset JPEG", "phone": "phone photo"}
-# The issue's goals, each written once for the targets table and the READMEs' summary.
-GOAL_PHONE_PREP = 1.15  # ours' phone preprocessing ÷ the DCT-scaled decode floor, at most
-GOAL_PEAK = {"phone": 3.0, "dataset": 2.0}  # ours' peak req/s ÷ the better baseline's, at least
-GOAL_CPU = {"dataset": 0.6, "phone": None}  # ours' CPU per request ÷ the better baseline's, at most
-GOAL_WEB_FLOOR = 1.5  # dataset CPU per request ÷ (decode floor + Flask/waitress floor), at most
-
-
-def _peak(throughput: dict, case: str, name: str) -> float:
-    return max(v["rps"] for v in throughput[case][name].values())
-
-
-def _cpu(throughput: dict, case: str, name: str, key: str = "cpu_ms") -> float:
-    """Median CPU ms per request over the concurrencies (it barely depends on them): the
-    gateway's (`cpu_ms`), or the model server's / nginx's while serving that gateway."""
-    return statistics.median(v[key] for v in throughput[case][name].values())
+from bench.summary import replace_block, summary
 
 
 def targets(result: dict) -> list[dict]:
@@ -43,8 +35,8 @@ def targets(result: dict) -> list[dict]:
         }
     )
     for case, goal in GOAL_PEAK.items():
-        best = max(BASELINES, key=lambda name: _peak(tp, case, name))
-        ratio = _peak(tp, case, OURS) / _peak(tp, case, best)
+        best = max(BASELINES, key=lambda name: peak(tp, case, name))
+        ratio = peak(tp, case, OURS) / peak(tp, case, best)
         rows.append(
             {
                 "target": f"{CASE_TITLES[case]}: ours peak throughput vs better baseline ({best})",
@@ -60,7 +52,7 @@ def targets(result: dict) -> list[dict]:
                     f"({best}) (information: the same gateway in front of a float32 model like "
                     "the lesson's)",
                     "goal": "—",
-                    "measured": _peak(tp, case, OURS_FLOAT32) / _peak(tp, case, best),
+                    "measured": peak(tp, case, OURS_FLOAT32) / peak(tp, case, best),
                     "met": None,
                 }
             )
@@ -75,8 +67,8 @@ def targets(result: dict) -> list[dict]:
         }
     )
     for case, goal in GOAL_CPU.items():
-        best = min(BASELINES, key=lambda name: _cpu(tp, case, name))
-        ratio = _cpu(tp, case, OURS) / _cpu(tp, case, best)
+        best = min(BASELINES, key=lambda name: cpu_per_request(tp, case, name))
+        ratio = cpu_per_request(tp, case, OURS) / cpu_per_request(tp, case, best)
         rows.append(
             {
                 "target": f"{CASE_TITLES[case]}: gateway CPU per request, ours ÷ better baseline ({best})"
@@ -90,7 +82,7 @@ def targets(result: dict) -> list[dict]:
     rows.append(
         {
             "target": "dataset JPEG: gateway CPU per request ÷ (decode floor + Flask/waitress floor) "
-            f"= {_cpu(tp, 'dataset', OURS):.2f} ÷ ({floor['decode_ms']:.2f} + {floor['web_ms']:.2f}) ms",
+            f"= {cpu_per_request(tp, 'dataset', OURS):.2f} ÷ ({floor['decode_ms']:.2f} + {floor['web_ms']:.2f}) ms",
             "goal": f"≤ {GOAL_WEB_FLOOR:g}×",
             "measured": floor["ratio"],
             "met": floor["ratio"] <= GOAL_WEB_FLOOR,
@@ -106,18 +98,6 @@ def targets(result: dict) -> list[dict]:
         }
     )
     return rows
-
-
-def web_stack_floor(result: dict) -> dict:
-    """What a dataset-JPEG request cannot cost less than in this stack: decoding the JPEG
-    (in-process, figure 1) plus Flask on waitress parsing the request (measured beside ours)."""
-    decode = result["preprocessing"]["dataset"][FLOOR]["median_ms"]
-    web = statistics.median(v["cpu_ms"] for v in result["web_floor"].values())
-    return {
-        "decode_ms": decode,
-        "web_ms": web,
-        "ratio": _cpu(result["throughput"], "dataset", OURS) / (decode + web),
-    }
 
 
 def _fmt_ratio(value) -> str:
@@ -241,12 +221,14 @@ def _rig_table(result: dict) -> list[str]:
     ]
     for case in tp:
         for name in GATEWAYS:
-            parts = [_cpu(tp, case, name, key) for key in ("cpu_ms", "model_cpu_ms", "nginx_cpu_ms")]
+            parts = [
+                cpu_per_request(tp, case, name, key) for key in ("cpu_ms", "model_cpu_ms", "nginx_cpu_ms")
+            ]
             total = sum(parts)
             lines.append(
                 f"| {CASE_TITLES[case]} | {name} | "
                 + " | ".join(f"{v:.2f}" for v in parts)
-                + f" | {total:.2f} | {cores * 1000 / total:.0f} | {_peak(tp, case, name):.0f} |"
+                + f" | {total:.2f} | {cores * 1000 / total:.0f} | {peak(tp, case, name):.0f} |"
             )
     return lines + [""]
 
@@ -323,7 +305,7 @@ def chart(result: dict, path: pathlib.Path) -> None:
     for i, name in enumerate(GATEWAYS):
         ax.bar(
             [j + i * width for j in range(len(tp))],
-            [_cpu(tp, case, name) for case in tp],
+            [cpu_per_request(tp, case, name) for case in tp],
             width=width,
             label=name,
         )
@@ -357,67 +339,6 @@ def chart(result: dict, path: pathlib.Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-
-
-def summary(result: dict, results_link: str) -> str:
-    """The headline figures, for README.md and bench/README.md (between <!-- bench:start/end -->;
-    bench/tests check both hold exactly this for bench/results.json)."""
-    tp, prep, m = result["throughput"], result["preprocessing"], result["machine"]
-    lines = [
-        f"Measured by `make bench` on {result['finished']} (commit {m['commit']}, {m['cpu']}, "
-        f"{m['cores']} cores, everything on one machine); the lesson's gateway is the better of its "
-        "gunicorn and waitress setups; ours serves the uint8 demo model (`make demo`'s default). "
-        f"Full tables: [bench/results.md]({results_link}).",
-        "",
-        "| figure | lesson's gateway | ours | ratio | target |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-
-    def verdict(met) -> str:
-        return "met" if met else "**missed**"
-
-    for case, goal in GOAL_CPU.items():
-        best = min(BASELINES, key=lambda name: _cpu(tp, case, name))
-        base, ours = _cpu(tp, case, best), _cpu(tp, case, OURS)
-        target = f"≤ {goal:g}×: {verdict(ours / base <= goal)}" if goal else "—"
-        lines.append(
-            f"| {CASE_TITLES[case]}: gateway CPU per request | {base:.2f} ms | {ours:.2f} ms "
-            f"| {ours / base:.2f}× | {target} |"
-        )
-    for case in ("dataset", "phone"):
-        goal = GOAL_PEAK[case]
-        best = max(BASELINES, key=lambda name: _peak(tp, case, name))
-        base, ours = _peak(tp, case, best), _peak(tp, case, OURS)
-        lines.append(
-            f"| {CASE_TITLES[case]}: peak throughput | {base:.0f} req/s | {ours:.0f} req/s "
-            f"| {ours / base:.2f}× | ≥ {goal:g}×: {verdict(ours / base >= goal)} |"
-        )
-    phone = prep["phone"][OURS]["median_ms"] / prep["phone"][FLOOR]["median_ms"]
-    lines.append(
-        f"| phone photo: preprocessing vs DCT-scaled decode alone | {prep['phone']['baseline']['median_ms']:.1f} ms "
-        f"| {prep['phone'][OURS]['median_ms']:.1f} ms (floor {prep['phone'][FLOOR]['median_ms']:.1f} ms) "
-        f"| {phone:.2f}× the floor | ≤ {GOAL_PHONE_PREP:g}×: {verdict(phone <= GOAL_PHONE_PREP)} |"
-    )
-    floor = web_stack_floor(result)
-    lines.append(
-        f"| dataset JPEG: gateway CPU ÷ (decode floor {floor['decode_ms']:.2f} ms + Flask/waitress "
-        f"floor {floor['web_ms']:.2f} ms) | — | {_cpu(tp, 'dataset', OURS):.2f} ms | {floor['ratio']:.2f}× "
-        f"| ≤ {GOAL_WEB_FLOOR:g}×: {verdict(floor['ratio'] <= GOAL_WEB_FLOOR)} |"
-    )
-    return "\n".join(lines)
-
-
-def replace_block(text: str, block: str, marker: str = "bench") -> str:
-    """`text` with what stands between its <!-- marker:start --> and <!-- marker:end --> lines
-    replaced by `block` (and nothing else touched); ValueError without exactly one such pair."""
-    pattern = re.compile(rf"^<!-- {marker}:start -->\n.*?^<!-- {marker}:end -->$", re.S | re.M)
-    found = pattern.findall(text)
-    if len(found) != 1:
-        raise ValueError(
-            f"expected one <!-- {marker}:start --> ... <!-- {marker}:end --> block, found {len(found)}"
-        )
-    replacement = f"<!-- {marker}:start -->\n{block}\n<!-- {marker}:end -->"
-    return pattern.sub(lambda _m: replacement, text)
 
 
 def write(result: dict, out: pathlib.Path, readmes: tuple[pathlib.Path, ...] = ()) -> None:

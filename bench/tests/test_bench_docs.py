@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from bench import report
+from bench import summary
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def test_readmes_quote_the_last_runs_figures(readme, link):
     result = json.loads((ROOT / "bench" / "results.json").read_text())
     text = readme.read_text()
-    assert report.replace_block(text, report.summary(result, link)) == text, (
+    assert summary.replace_block(text, summary.summary(result, link)) == text, (
         f"{readme.relative_to(ROOT)} does not hold the figures of bench/results.json: run `make bench`"
     )
 
@@ -27,16 +27,16 @@ def test_readmes_quote_the_last_runs_figures(readme, link):
 @pytest.mark.unit
 def test_a_readme_without_markers_is_an_error():
     with pytest.raises(ValueError, match="found 0"):
-        report.replace_block("no markers here", "table")
+        summary.replace_block("no markers here", "table")
 
 
 @pytest.mark.unit
 @pytest.mark.parametrize("inside", ["", "old figures\n| a | b |\n"])
 def test_replacing_the_block_keeps_everything_around_it(inside):
     text = f"# Title\n\nbefore\n\n<!-- bench:start -->\n{inside}<!-- bench:end -->\n\nafter\n## More\n"
-    replaced = report.replace_block(text, "| new |")
+    replaced = summary.replace_block(text, "| new |")
     assert (
         replaced
         == "# Title\n\nbefore\n\n<!-- bench:start -->\n| new |\n<!-- bench:end -->\n\nafter\n## More\n"
     )
-    assert report.replace_block(replaced, "| new |") == replaced
+    assert summary.replace_block(replaced, "| new |") == replaced

@@ -1,0 +1,38 @@
+"""The figures the targets are judged on, computed once for bench/results.md (report.py) and the
+READMEs' summary (summary.py): the issue's goals, peak throughput, CPU per request, the floors."""
+
+from __future__ import annotations
+
+import statistics
+
+from bench.run import OURS
+
+FLOOR = "floor: JPEG decode, DCT-scaled"
+CASE_TITLES = {"dataset": "dataset JPEG", "phone": "phone photo"}
+# The issue's goals, each written once for the targets table and the READMEs' summary.
+GOAL_PHONE_PREP = 1.15  # ours' phone preprocessing ÷ the DCT-scaled decode floor, at most
+GOAL_PEAK = {"phone": 3.0, "dataset": 2.0}  # ours' peak req/s ÷ the better baseline's, at least
+GOAL_CPU = {"dataset": 0.6, "phone": None}  # ours' CPU per request ÷ the better baseline's, at most
+GOAL_WEB_FLOOR = 1.5  # dataset CPU per request ÷ (decode floor + Flask/waitress floor), at most
+
+
+def peak(throughput: dict, case: str, name: str) -> float:
+    return max(v["rps"] for v in throughput[case][name].values())
+
+
+def cpu_per_request(throughput: dict, case: str, name: str, key: str = "cpu_ms") -> float:
+    """Median CPU ms per request over the concurrencies (it barely depends on them): the
+    gateway's (`cpu_ms`), or the model server's / nginx's while serving that gateway."""
+    return statistics.median(v[key] for v in throughput[case][name].values())
+
+
+def web_stack_floor(result: dict) -> dict:
+    """What a dataset-JPEG request cannot cost less than in this stack: decoding the JPEG
+    (in-process, figure 1) plus Flask on waitress parsing the request (measured beside ours)."""
+    decode = result["preprocessing"]["dataset"][FLOOR]["median_ms"]
+    web = statistics.median(v["cpu_ms"] for v in result["web_floor"].values())
+    return {
+        "decode_ms": decode,
+        "web_ms": web,
+        "ratio": cpu_per_request(result["throughput"], "dataset", OURS) / (decode + web),
+    }
