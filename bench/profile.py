@@ -3,8 +3,11 @@
 Starts nginx, one instant model server and the chosen gateway exactly as `python -m bench` does,
 drives it with wrk, records it with `py-spy record --format raw` and prints the functions with
 the largest share of samples (own time and cumulative), counted over request-handling stacks only.
+With `--per-thread` it samples nothing: it reads each gateway thread's CPU time, context switches
+and page faults from /proc before and after the load and prints them per request.
 
     python -m bench.profile --gateway ours --case dataset --connections 1
+    python -m bench.profile --gateway ours --case dataset --connections 4 --per-thread
 """
 
 from __future__ import annotations
@@ -58,6 +61,61 @@ def summarize(raw: pathlib.Path, keep: str, top: int) -> str:
     return "\n".join(lines)
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (gunicorn's workers are children of its master)."""
+    pids = [pid]
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            pids += process_tree(int(child))
+    return pids
+
+
+def tree_counters(pid: int) -> dict[tuple[int, int], servers.ThreadCounters]:
+    return {
+        (process, tid): counters
+        for process in process_tree(pid)
+        for tid, counters in servers.thread_counters(process).items()
+    }
+
+
+def per_thread_report(
+    before: dict[tuple[int, int], servers.ThreadCounters],
+    after: dict[tuple[int, int], servers.ThreadCounters],
+    requests: int,
+) -> str:
+    """Per thread and in total, per request: CPU ms, voluntary and involuntary context switches,
+    minor page faults. Threads started during the load count from zero; idle ones are left out."""
+    rows, totals = [], [0.0, 0, 0, 0]
+    for key, end in sorted(after.items()):
+        start = before.get(key) or servers.ThreadCounters(end.name, 0.0, 0, 0, 0)
+        cost = [
+            end.cpu_seconds - start.cpu_seconds,
+            end.voluntary_switches - start.voluntary_switches,
+            end.involuntary_switches - start.involuntary_switches,
+            end.minor_faults - start.minor_faults,
+        ]
+        totals = [t + c for t, c in zip(totals, cost)]
+        if any(cost):
+            process, tid = key
+            label = f"{end.name} {'main' if tid == process else tid} (pid {process})"
+            rows.append((label, *cost))
+    lines = [
+        f"{'thread':40s} {'CPU ms':>8s} {'vol. cs':>8s} {'invol. cs':>9s} {'faults':>7s}   (per request)"
+    ]
+    for label, cpu, voluntary, involuntary, faults in sorted(rows, key=lambda row: -row[1]) + [
+        ("total", *totals)
+    ]:
+        lines.append(
+            f"{label:40s} {cpu * 1000 / requests:8.3f} {voluntary / requests:8.2f} "
+            f"{involuntary / requests:9.2f} {faults / requests:7.2f}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -69,8 +127,7 @@ def main() -> None:
     parser.add_argument(
         "--dtype",
         choices=("uint8", "float32"),
-        default="uint8",
-        help="the model's input (uint8: the default)",
+        help="the model's input (default: uint8 for ours, float32 for the lesson's gateway)",
     )
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--top", type=int, default=25)
@@ -81,6 +138,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--gil", action="store_true", help="sample only the thread holding the GIL (what limits one process)"
+    )
+    parser.add_argument(
+        "--per-thread",
+        action="store_true",
+        help="no sampling: CPU, context switches and page faults of each gateway thread per request",
     )
     args = parser.parse_args()
     with (
@@ -103,6 +165,17 @@ def main() -> None:
             for case, path in cases.items():
                 warm = load.write_script(f"{nginx.url}/{path.name}", work / f"warm-{case}.lua")
                 load.run_wrk(gateway.url, warm, args.connections, 2)
+            if args.per_thread:
+                before = tree_counters(gateway.process.pid)
+                measured = load.run_wrk(gateway.url, script, args.connections, args.seconds)
+                after = tree_counters(gateway.process.pid)
+                requests = max(1, measured["requests"])
+                print(
+                    f"{args.gateway}, {args.case}, c={args.connections}: {measured['rps']:.1f} req/s, "
+                    f"p50 {measured['p50_ms']:.1f} ms, p99 {measured['p99_ms']:.1f} ms, {requests} requests\n"
+                )
+                print(per_thread_report(before, after, requests))
+                return
             raw = work / "py-spy.txt"
             spy = subprocess.Popen(
                 [

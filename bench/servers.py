@@ -5,6 +5,7 @@ Every server binds 127.0.0.1 on a free port and logs to a file in the run's work
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import signal
@@ -37,6 +38,41 @@ def _stat(path: pathlib.Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadCounters:
+    """What one thread has cost so far: CPU seconds, context switches it asked for (blocking on
+    I/O, a lock, the GIL) and ones forced on it (preempted), minor page faults."""
+
+    name: str
+    cpu_seconds: float
+    voluntary_switches: int
+    involuntary_switches: int
+    minor_faults: int
+
+
+def thread_counters(pid: int) -> dict[int, ThreadCounters]:
+    """Every live thread of process `pid` by thread id, from /proc/<pid>/task/<tid>/{stat,status}."""
+    counters = {}
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            status = (task / "status").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        fields = stat.rsplit(")", 1)[1].split()
+        switches = {
+            key: value.strip() for key, _, value in (line.partition(":") for line in status.splitlines())
+        }
+        counters[int(task.name)] = ThreadCounters(
+            name=stat[stat.index("(") + 1 : stat.rindex(")")],
+            cpu_seconds=(int(fields[11]) + int(fields[12])) / _CLOCK_TICKS,
+            voluntary_switches=int(switches["voluntary_ctxt_switches"]),
+            involuntary_switches=int(switches["nonvoluntary_ctxt_switches"]),
+            minor_faults=int(fields[7]),
+        )
+    return counters
 
 
 def process_cpu_seconds(pid: int) -> float:

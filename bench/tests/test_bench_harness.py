@@ -187,3 +187,58 @@ def test_entry_points_start_outside_pytest(module):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage" in done.stdout
+
+
+def test_per_thread_counters_see_a_busy_thread_and_its_sleeps():
+    """`python -m bench.profile --per-thread` reads /proc: a thread that burns 0.2 s of CPU and
+    sleeps five times shows that CPU and at least five voluntary context switches, on its own
+    line, per request; a thread that did nothing meanwhile is left out."""
+    import os
+
+    from bench import profile
+
+    started, go, done, leave = (threading.Event() for _ in range(4))
+    tids = {}
+
+    def busy():
+        tids["busy"] = threading.get_native_id()
+        started.set()
+        go.wait()
+        end = time.thread_time() + 0.2
+        while time.thread_time() < end:
+            pass
+        for _ in range(5):
+            time.sleep(0.01)
+        done.set()
+        leave.wait()
+
+    def idle():
+        tids["idle"] = threading.get_native_id()
+        leave.wait()
+
+    threads = [threading.Thread(target=busy), threading.Thread(target=idle)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    time.sleep(0.05)  # both parked on their events
+    try:
+        pid = os.getpid()
+        before = profile.tree_counters(pid)
+        go.set()
+        done.wait(10)
+        after = profile.tree_counters(pid)
+    finally:
+        leave.set()
+        for thread in threads:
+            thread.join()
+    busy_before, busy_after = before[(pid, tids["busy"])], after[(pid, tids["busy"])]
+    assert busy_after.cpu_seconds - busy_before.cpu_seconds >= 0.19
+    assert busy_after.voluntary_switches - busy_before.voluntary_switches >= 5
+
+    report = profile.per_thread_report(before, after, requests=2).splitlines()
+    line = next(line for line in report if f" {tids['busy']} (pid {pid})" in line)
+    cpu_ms, voluntary = (float(value) for value in line.split()[-4:-2])
+    assert cpu_ms >= 95  # 0.2 s of CPU over 2 requests
+    assert voluntary >= 2.5
+    assert not any(f" {tids['idle']} (pid {pid})" in line for line in report)
+    assert report[-1].startswith("total")
