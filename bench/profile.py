@@ -61,23 +61,11 @@ def summarize(raw: pathlib.Path, keep: str, top: int) -> str:
     return "\n".join(lines)
 
 
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (gunicorn's workers are children of its master)."""
-    pids = [pid]
-    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            pids += process_tree(int(child))
-    return pids
-
-
-def tree_counters(pid: int) -> dict[tuple[int, int], servers.ThreadCounters]:
+def group_counters(group: int) -> dict[tuple[int, int], servers.ThreadCounters]:
+    """Every thread of every process in a server's process group, by (pid, tid)."""
     return {
         (process, tid): counters
-        for process in process_tree(pid)
+        for process in servers.group_pids(group)
         for tid, counters in servers.thread_counters(process).items()
     }
 
@@ -166,9 +154,9 @@ def main() -> None:
                 warm = load.write_script(f"{nginx.url}/{path.name}", work / f"warm-{case}.lua")
                 load.run_wrk(gateway.url, warm, args.connections, 2)
             if args.per_thread:
-                before = tree_counters(gateway.process.pid)
+                before = group_counters(gateway.process.pid)
                 measured = load.run_wrk(gateway.url, script, args.connections, args.seconds)
-                after = tree_counters(gateway.process.pid)
+                after = group_counters(gateway.process.pid)
                 requests = max(1, measured["requests"])
                 print(
                     f"{args.gateway}, {args.case}, c={args.connections}: {measured['rps']:.1f} req/s, "

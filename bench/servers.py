@@ -29,15 +29,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stat(path: pathlib.Path) -> tuple[int, int] | None:
-    """(process group, user + system clock ticks) from a /proc/<pid>/stat, None if it exited.
-    After "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-    utime stime ..."""
+def _stat_fields(path: pathlib.Path) -> list[str] | None:
+    """The fields after "pid (comm)" of a /proc/<pid>[/task/<tid>]/stat, None if it exited:
+    state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ..."""
     try:
-        fields = path.read_text().rsplit(")", 1)[1].split()
+        return path.read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+def _ticks(fields: list[str]) -> int:
+    """User + system clock ticks from `_stat_fields`."""
+    return int(fields[11]) + int(fields[12])
+
+
+def _stat(path: pathlib.Path) -> tuple[int, int] | None:
+    """(process group, user + system clock ticks) from a /proc/<pid>/stat, None if it exited."""
+    fields = _stat_fields(path)
+    return (int(fields[2]), _ticks(fields)) if fields else None
+
+
+def group_pids(group: int) -> list[int]:
+    """The live processes of process group `group` (a Server's: its process and any workers)."""
+    return [
+        int(path.parent.name)
+        for path in pathlib.Path("/proc").glob("[0-9]*/stat")
+        if (stat := _stat(path)) and stat[0] == group
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,20 +74,21 @@ def thread_counters(pid: int) -> dict[int, ThreadCounters]:
     """Every live thread of process `pid` by thread id, from /proc/<pid>/task/<tid>/{stat,status}."""
     counters = {}
     for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        fields = _stat_fields(task / "stat")
         try:
-            stat = (task / "stat").read_text()
             status = (task / "status").read_text()
         except OSError:
             continue  # the thread ended meanwhile
-        fields = stat.rsplit(")", 1)[1].split()
-        switches = {
+        if fields is None:
+            continue
+        values = {
             key: value.strip() for key, _, value in (line.partition(":") for line in status.splitlines())
         }
         counters[int(task.name)] = ThreadCounters(
-            name=stat[stat.index("(") + 1 : stat.rindex(")")],
-            cpu_seconds=(int(fields[11]) + int(fields[12])) / _CLOCK_TICKS,
-            voluntary_switches=int(switches["voluntary_ctxt_switches"]),
-            involuntary_switches=int(switches["nonvoluntary_ctxt_switches"]),
+            name=values["Name"],
+            cpu_seconds=_ticks(fields) / _CLOCK_TICKS,
+            voluntary_switches=int(values["voluntary_ctxt_switches"]),
+            involuntary_switches=int(values["nonvoluntary_ctxt_switches"]),
             minor_faults=int(fields[7]),
         )
     return counters

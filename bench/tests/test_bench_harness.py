@@ -223,10 +223,10 @@ def test_per_thread_counters_see_a_busy_thread_and_its_sleeps():
     time.sleep(0.05)  # both parked on their events
     try:
         pid = os.getpid()
-        before = profile.tree_counters(pid)
+        before = profile.group_counters(os.getpgrp())
         go.set()
         done.wait(10)
-        after = profile.tree_counters(pid)
+        after = profile.group_counters(os.getpgrp())
     finally:
         leave.set()
         for thread in threads:
