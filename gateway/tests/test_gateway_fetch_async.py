@@ -1,0 +1,558 @@
+"""The same tests as test_gateway_fetch.py, run against fetch_async.AsyncImageFetcher through a
+synchronous adapter (an event loop in a thread). URL fetching policy. Refusals of literal addresses happen before any connection, so most of
+these need no network; the ones that talk to a real loopback HTTP server are integration tests."""
+
+import asyncio
+import ipaddress
+import threading
+import time
+
+import pytest
+
+from gateway.errors import GatewayError
+from gateway.fetch_async import AsyncImageFetcher
+from gateway.settings import Settings
+
+
+class _Pool:
+    def __init__(self, adapter):
+        self.adapter = adapter
+
+    def size(self) -> int:
+        return self.adapter.call(lambda: self.adapter.inner.idle_connections())
+
+
+class ImageFetcher:
+    """AsyncImageFetcher behind fetch.ImageFetcher's synchronous interface."""
+
+    def __init__(self, settings):
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.inner = AsyncImageFetcher(settings)
+        self.pool = _Pool(self)
+        self.tls = self.inner.tls
+
+    def call(self, function):
+        async def run():
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result()
+
+    def fetch(self, url):
+        return asyncio.run_coroutine_threadsafe(self.inner.fetch(url), self.loop).result()
+
+
+REFUSED = [
+    "http://127.0.0.1/x.jpg",
+    "http://127.1/x.jpg",
+    "http://2130706433/x.jpg",
+    "http://0x7f000001/x.jpg",
+    "http://0.0.0.0/x.jpg",
+    "http://10.0.0.1/x.jpg",
+    "http://172.16.5.4/x.jpg",
+    "http://192.168.1.1/x.jpg",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://100.64.0.1/x.jpg",
+    "http://224.0.0.1/x.jpg",
+    "http://240.0.0.1/x.jpg",
+    "http://255.255.255.255/x.jpg",
+    "http://[::1]/x.jpg",
+    "http://[::]/x.jpg",
+    "http://[::ffff:127.0.0.1]/x.jpg",
+    "http://[::ffff:169.254.169.254]/x.jpg",
+    "http://[fe80::1]/x.jpg",
+    "http://[fc00::1]/x.jpg",
+    "http://[fd12:3456::1]/x.jpg",
+    "http://[ff02::1]/x.jpg",
+    "http://[64:ff9b::a9fe:a9fe]/x.jpg",
+    "http://[2002:7f00:1::]/x.jpg",
+]
+
+
+@pytest.mark.parametrize("url", REFUSED)
+def test_private_and_special_addresses_are_refused(url):
+    with pytest.raises(GatewayError) as caught:
+        ImageFetcher(Settings()).fetch(url)
+    assert (caught.value.status, caught.value.code) == (403, "url_forbidden")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "gopher://example.com/",
+        "ftp://example.com/a.jpg",
+        "javascript:alert(1)",
+        "not a url",
+        "http://",
+    ],
+)
+def test_only_http_and_https_urls(url):
+    with pytest.raises(GatewayError) as caught:
+        ImageFetcher(Settings()).fetch(url)
+    assert caught.value.status in (400, 403)
+    assert caught.value.code in ("invalid_url", "url_forbidden")
+
+
+def test_credentials_in_the_url_are_refused():
+    with pytest.raises(GatewayError) as caught:
+        ImageFetcher(Settings()).fetch("http://user:pw@example.com/x.jpg")
+    assert caught.value.code == "url_forbidden"
+
+
+def test_ports_outside_the_allowlist_are_refused():
+    with pytest.raises(GatewayError) as caught:
+        ImageFetcher(Settings()).fetch("http://example.com:6379/x.jpg")
+    assert caught.value.code == "url_forbidden" and "6379" in caught.value.message
+
+
+def test_allowed_networks_do_not_open_other_private_ranges():
+    fetcher = ImageFetcher(Settings(fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),)))
+    for url in ("http://10.1.2.3/x.jpg", "http://169.254.169.254/", "http://[::1]/x.jpg"):
+        with pytest.raises(GatewayError) as caught:
+            fetcher.fetch(url)
+        assert caught.value.code == "url_forbidden"
+
+
+# ---- against a real loopback HTTP server --------------------------------------------------------
+def loopback_fetcher(image_server, **overrides) -> ImageFetcher:
+    settings = dict(
+        fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+        fetch_allowed_ports=frozenset({image_server.port}),
+        fetch_timeout_seconds=1.5,
+    )
+    settings.update(overrides)
+    return ImageFetcher(Settings(**settings))
+
+
+@pytest.mark.integration
+def test_fetches_an_allowed_image(image_server, sample_jpeg):
+    assert loopback_fetcher(image_server).fetch(image_server.url("/img/hat.jpg")) == sample_jpeg
+
+
+@pytest.mark.integration
+def test_names_are_resolved_through_the_policy(image_server, sample_jpeg):
+    """A host name (not a literal) reaches aiohttp's resolver seam: it connects only to answers
+    the policy permits — refused by default, fetched once loopback is allowed."""
+    url = f"http://localhost:{image_server.port}/img/hat.jpg"
+    with pytest.raises(GatewayError) as caught:
+        ImageFetcher(Settings(fetch_allowed_ports=frozenset({image_server.port}))).fetch(url)
+    assert (caught.value.status, caught.value.code) == (403, "url_forbidden")
+    assert "127.0.0.1" in caught.value.message or "::1" in caught.value.message
+    assert (
+        loopback_fetcher(
+            image_server,
+            fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128")),
+        ).fetch(url)
+        == sample_jpeg
+    )
+
+
+@pytest.mark.integration
+def test_loopback_is_refused_by_default_even_when_listening(image_server):
+    before = dict(image_server.hits)
+    with pytest.raises(GatewayError) as caught:
+        ImageFetcher(Settings(fetch_allowed_ports=frozenset({image_server.port}))).fetch(
+            image_server.url("/img/hat.jpg")
+        )
+    assert caught.value.code == "url_forbidden"
+    assert image_server.hits == before  # never connected
+
+
+@pytest.mark.integration
+def test_content_type_is_not_trusted_bytes_are(image_server, sample_jpeg):
+    fetcher = loopback_fetcher(image_server)
+    assert fetcher.fetch(image_server.url("/as-text/hat.jpg")) == sample_jpeg
+    with pytest.raises(GatewayError) as caught:
+        fetcher.fetch(image_server.url("/html-as-jpeg"))
+    assert caught.value.status == 415
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("path", ["/big", "/big-chunked"])
+def test_byte_cap_is_enforced_while_streaming(image_server, path):
+    with pytest.raises(GatewayError) as caught:
+        loopback_fetcher(image_server, fetch_max_bytes=100_000).fetch(image_server.url(path))
+    assert (caught.value.status, caught.value.code) == (413, "image_too_large")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("path", ["/slow", "/stall"])
+def test_total_deadline_bounds_slow_servers(image_server, path):
+    start = time.monotonic()
+    with pytest.raises(GatewayError) as caught:
+        loopback_fetcher(image_server, fetch_timeout_seconds=1.0).fetch(image_server.url(path))
+    assert (caught.value.status, caught.value.code) == (504, "fetch_timeout")
+    assert time.monotonic() - start < 2.5
+
+
+@pytest.mark.integration
+def test_redirects_are_followed_rechecked_and_capped(image_server, sample_jpeg):
+    fetcher = loopback_fetcher(image_server, fetch_max_redirects=3)
+    assert fetcher.fetch(image_server.url("/chain/3")) == sample_jpeg
+    with pytest.raises(GatewayError) as caught:
+        fetcher.fetch(image_server.url("/chain/4"))
+    assert caught.value.code == "too_many_redirects"
+    for target in ("http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://10.0.0.8/"):
+        with pytest.raises(GatewayError) as caught:
+            fetcher.fetch(image_server.url(f"/redirect?to={target}"))
+        assert caught.value.code == "url_forbidden", target
+
+
+@pytest.mark.integration
+def test_upstream_errors_are_bad_gateway(image_server):
+    with pytest.raises(GatewayError) as caught:
+        loopback_fetcher(image_server).fetch(image_server.url("/status/404"))
+    assert (caught.value.status, caught.value.code) == (502, "fetch_failed")
+    assert "404" in caught.value.message
+
+
+class _KeepAliveServer:
+    """A raw HTTP/1.1 server answering every request with `body` on a kept-alive connection; it
+    records connections and request heads. `close_silently`: close each connection after one
+    answer without saying so (a server whose keep-alive timeout passed); `answer_once`: answer
+    the first request of each connection, then never again (a stalled kept-alive connection)."""
+
+    def __init__(self, body: bytes, close_silently: bool = False, answer_once: bool = False):
+        import socket
+        import threading
+
+        self.body = body
+        self.close_silently = close_silently
+        self.answer_once = answer_once
+        self.connections = 0
+        self.closed_by_client = 0
+        self.requests: list[bytes] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._open: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._open.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        buffered, answered = b"", 0
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                self.closed_by_client += 1
+                return
+            buffered += data
+            while b"\r\n\r\n" in buffered:
+                head, _, buffered = buffered.partition(b"\r\n\r\n")
+                self.requests.append(head)
+                if self.answer_once and answered:
+                    continue
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n"
+                    + f"Content-Length: {len(self.body)}\r\n\r\n".encode()
+                    + self.body
+                )
+                answered += 1
+                if self.close_silently:
+                    conn.close()
+                    return
+
+    def fetcher(self, **overrides) -> ImageFetcher:
+        settings = dict(
+            fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+            fetch_allowed_ports=frozenset({self.port}),
+        )
+        settings.update(overrides)
+        return ImageFetcher(Settings(**settings))
+
+    def close(self):
+        self._listener.close()
+        for conn in self._open:
+            conn.close()
+
+
+@pytest.fixture
+def keep_alive_server(sample_jpeg, request):
+    server = _KeepAliveServer(sample_jpeg, **getattr(request, "param", {}))
+    yield server
+    server.close()
+
+
+@pytest.mark.integration
+def test_fetches_from_one_host_reuse_a_kept_alive_connection(keep_alive_server, sample_jpeg):
+    """A connection that ended a complete response is reused by the next fetch from that host
+    (no new TCP connection, resolve or TLS handshake per image)."""
+    fetcher = keep_alive_server.fetcher()
+    for _ in range(3):
+        assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
+    assert keep_alive_server.connections == 1
+    assert len(keep_alive_server.requests) == 3
+    assert not any(b"Connection: close" in head for head in keep_alive_server.requests)
+    assert fetcher.pool.size() == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("keep_alive_server", [{"close_silently": True}], indirect=True)
+def test_a_kept_alive_connection_the_server_closed_is_replaced_transparently(keep_alive_server, sample_jpeg):
+    fetcher = keep_alive_server.fetcher()
+    for _ in range(3):
+        assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
+        time.sleep(0.05)  # let the server's close arrive: the next fetch finds a dead connection
+    assert keep_alive_server.connections == 3
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("keep_alive_server", [{"answer_once": True}], indirect=True)
+def test_a_reused_connection_is_under_the_fetch_deadline(keep_alive_server, sample_jpeg):
+    fetcher = keep_alive_server.fetcher(fetch_timeout_seconds=1.0)
+    url = f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg"
+    assert fetcher.fetch(url) == sample_jpeg
+    start = time.monotonic()
+    with pytest.raises(GatewayError) as caught:
+        fetcher.fetch(url)  # the kept connection never answers again
+    assert caught.value.code == "fetch_timeout"
+    assert 0.9 < time.monotonic() - start < 2.0
+    assert keep_alive_server.connections == 1  # a timeout is not resent on a new connection
+    assert fetcher.pool.size() == 0  # and the dead connection is not kept
+
+
+@pytest.mark.integration
+def test_idle_connections_expire(keep_alive_server, sample_jpeg, monkeypatch):
+    import gateway.fetch_sockets
+
+    monkeypatch.setattr(gateway.fetch_sockets, "POOL_IDLE_SECONDS", 0.0)
+    fetcher = keep_alive_server.fetcher()
+    for _ in range(2):
+        assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
+    assert keep_alive_server.connections == 2
+
+
+@pytest.mark.integration
+def test_idle_connections_are_closed_on_time_without_another_fetch(
+    keep_alive_server, sample_jpeg, monkeypatch
+):
+    """An idle gateway does not keep sockets open to every host it once fetched from: the
+    reaper's sweep closes each pooled connection when its idle time ends, and a connection put
+    back later gets its own sweep."""
+    import gateway.fetch_sockets
+
+    monkeypatch.setattr(gateway.fetch_sockets, "POOL_IDLE_SECONDS", 0.3)
+    fetcher = keep_alive_server.fetcher()
+    url = f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg"
+
+    def closed_within(seconds: float, count: int) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if keep_alive_server.closed_by_client == count and fetcher.pool.size() == 0:
+                return True
+            time.sleep(0.02)
+        return False
+
+    for round_ in (1, 2):
+        start = time.monotonic()
+        assert fetcher.fetch(url) == sample_jpeg
+        assert fetcher.pool.size() == 1
+        assert keep_alive_server.closed_by_client == round_ - 1  # kept open while fresh
+        assert closed_within(2.0, round_), (keep_alive_server.closed_by_client, fetcher.pool.size())
+        assert time.monotonic() - start >= 0.3
+    assert keep_alive_server.connections == 2
+
+
+@pytest.mark.integration
+def test_connections_the_server_will_close_or_left_mid_response_are_not_kept(image_server):
+    """The test image server answers `Connection: close`; errors and redirects close theirs."""
+    fetcher = loopback_fetcher(image_server, fetch_max_bytes=1024 * 1024)
+    fetcher.fetch(image_server.url("/img/hat.jpg"))
+    for path in ("/status/404", "/redirect?to=/status/500", "/big"):
+        with pytest.raises(GatewayError):
+            fetcher.fetch(image_server.url(path))
+    assert fetcher.pool.size() == 0
+
+
+@pytest.mark.integration
+def test_a_pooled_connection_does_not_carry_a_redirect_past_the_address_check(
+    keep_alive_server, image_server
+):
+    """A kept connection is keyed by scheme, host and port: a redirect to another port or host
+    is checked and connected on its own (here: to a port outside the allowlist)."""
+    fetcher = keep_alive_server.fetcher()
+    fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg")
+    assert fetcher.pool.size() == 1
+    with pytest.raises(GatewayError) as caught:
+        fetcher.fetch(image_server.url(f"/redirect?to=http://127.0.0.1:{keep_alive_server.port}/x.jpg"))
+    assert caught.value.code == "url_forbidden"  # image_server's port is not allowed
+
+
+@pytest.mark.integration
+def test_deadlines_hold_for_concurrent_fetches_without_a_thread_per_fetch(image_server, sample_jpeg):
+    """One process-wide deadline thread serves every fetch: stalled fetches on several threads
+    all end at their own deadline, a fast fetch beside them is not held up, and fetching adds
+    at most that one thread."""
+    import concurrent.futures
+    import threading
+
+    fetcher = loopback_fetcher(image_server, fetch_timeout_seconds=1.0)
+    fetcher.fetch(image_server.url("/img/hat.jpg"))  # the deadline thread exists from here on
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+
+        def timed(path):
+            start = time.monotonic()
+            try:
+                return fetcher.fetch(image_server.url(path)), time.monotonic() - start
+            except GatewayError as error:
+                return error.code, time.monotonic() - start
+
+        stalled = [pool.submit(timed, path) for path in ("/stall", "/slow", "/stall", "/slow")]
+        time.sleep(0.2)
+        fast = pool.submit(timed, "/img/hat.jpg")
+        body, fast_seconds = fast.result()
+        assert body == sample_jpeg and fast_seconds < 0.5
+        for future in stalled:
+            code, seconds = future.result()
+            assert code == "fetch_timeout"
+            assert 0.9 < seconds < 2.0, seconds
+        names = [t.name for t in threading.enumerate()]
+        assert "fetch-deadlines" not in names, names  # the event loop's own timers do it
+        assert not any(isinstance(t, threading.Timer) for t in threading.enumerate()), names
+
+
+class _TLSImageServer:
+    """A real HTTPS server on 127.0.0.1 serving `body` at every path, with a certificate from a
+    throwaway CA (trustme) issued for `names`."""
+
+    def __init__(self, ca, body: bytes, names: tuple[str, ...]):
+        import http.server
+        import ssl
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(*names).configure_cert(context)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _tls_fetcher(port: int, ca=None) -> ImageFetcher:
+    fetcher = ImageFetcher(
+        Settings(
+            fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+            fetch_allowed_ports=frozenset({port}),
+        )
+    )
+    if ca is not None:
+        ca.configure_trust(fetcher.tls)  # the test CA, in addition to certifi's bundle
+    return fetcher
+
+
+@pytest.mark.integration
+def test_https_fetch_verifies_the_certificate_against_the_host(sample_jpeg):
+    import trustme
+
+    ca = trustme.CA()
+    good = _TLSImageServer(ca, sample_jpeg, ("127.0.0.1",))
+    wrong_name = _TLSImageServer(ca, sample_jpeg, ("images.example",))
+    try:
+        assert _tls_fetcher(good.port, ca).fetch(f"https://127.0.0.1:{good.port}/hat.jpg") == sample_jpeg
+        # A certificate for another name, and one from a CA nobody trusts: both refused, as 502.
+        for fetcher, port in (
+            (_tls_fetcher(wrong_name.port, ca), wrong_name.port),
+            (_tls_fetcher(good.port), good.port),
+        ):
+            with pytest.raises(GatewayError) as caught:
+                fetcher.fetch(f"https://127.0.0.1:{port}/hat.jpg")
+            assert (caught.value.status, caught.value.code) == (502, "fetch_failed")
+            assert "TLS" in caught.value.message and "CERTIFICATE_VERIFY_FAILED" in caught.value.message
+    finally:
+        good.close()
+        wrong_name.close()
+
+
+@pytest.mark.integration
+def test_request_targets_are_percent_encoded_and_hosts_sent(image_server, sample_jpeg):
+    """Non-ASCII (and spaces, which the policy refuses before this) in a URL's path and query reach the server percent-encoded (UTF-8),
+    existing escapes stay as they are, and the Host header names the host and port."""
+    from gateway.fetch import _request_target
+
+    assert _request_target("http://h/a b/ü.jpg?q=x y&r=%41") == "/a%20b/%C3%BC.jpg?q=x%20y&r=%41"
+    assert _request_target("http://h") == "/"
+    server = _KeepAliveServer(sample_jpeg)
+    try:
+        fetcher = ImageFetcher(
+            Settings(
+                fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                fetch_allowed_ports=frozenset({server.port}),
+            )
+        )
+        assert fetcher.fetch(f"http://127.0.0.1:{server.port}/dir/hät.jpg?tag=ü") == sample_jpeg
+        head = server.requests[-1].decode("ascii")
+        assert head.startswith("GET /dir/h%C3%A4t.jpg?tag=%C3%BC HTTP/1.1\r\n"), head
+        assert f"\r\nHost: 127.0.0.1:{server.port}" in head
+        assert "\r\nAccept-Encoding: identity" in head
+    finally:
+        server.close()
+
+
+@pytest.mark.integration
+def test_a_slow_redirect_chain_ends_at_the_total_deadline():
+    """Every hop of a redirect chain answers after 0.4 s, forever: the chain as a whole is cut at
+    the fetch's total deadline (1 s), not at the redirect cap times the per-hop time."""
+    import http.server
+    import threading
+
+    class SlowRedirects(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            time.sleep(0.4)
+            self.send_response(302)
+            self.send_header("Location", "/again")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowRedirects)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        fetcher = ImageFetcher(
+            Settings(
+                fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                fetch_allowed_ports=frozenset({port}),
+                fetch_max_redirects=10,
+                fetch_timeout_seconds=1.0,
+            )
+        )
+        start = time.monotonic()
+        with pytest.raises(GatewayError) as caught:
+            fetcher.fetch(f"http://127.0.0.1:{port}/start")
+        assert (caught.value.status, caught.value.code) == (504, "fetch_timeout")
+        assert 0.9 < time.monotonic() - start < 1.6
+    finally:
+        server.shutdown()
+        server.server_close()
