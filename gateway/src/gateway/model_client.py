@@ -102,11 +102,10 @@ class ModelClient:
         return current if current is not None else self.refresh_signature()
 
     def refresh_signature(self) -> ModelSignature:
-        request = get_model_metadata_pb2.GetModelMetadataRequest()
-        request.model_spec.name = self.settings.model_name
-        request.metadata_field.append("signature_def")
         try:
-            response = self.stub.GetModelMetadata(request, timeout=self.settings.grpc_timeout_seconds)
+            response = self.stub.GetModelMetadata(
+                metadata_request(self.settings), timeout=self.settings.grpc_timeout_seconds
+            )
         except grpc.RpcError as error:
             raise map_rpc_error(error, self.settings.model_name) from None
         signature = parse_signature(response, self.settings)
@@ -148,32 +147,104 @@ class ModelClient:
     ) -> tuple[np.ndarray, list[str] | None, int]:
         """Scores `[N]` of the first batch item, the model's labels (when it carries them) and the
         model version that answered."""
-        wants_labels = signature.labels_output is not None and not self.settings.labels
-        outputs = [signature.scores_output] + ([signature.labels_output] if wants_labels else [])
-        request = encode_predict_request(
-            self.settings.model_name, self.settings.model_signature, signature.input_name, batch, outputs
-        )
+        request, wants_labels = predict_request(self.settings, signature, batch)
         try:
             response = self._predict(request, timeout=self.settings.grpc_timeout_seconds)
         except grpc.RpcError as error:
             raise map_rpc_error(error, self.settings.model_name) from None
+        return read_prediction(response, signature, wants_labels)
+
+
+class AsyncModelClient:
+    """ModelClient on grpc.aio for an event-loop gateway (work in progress, issue 13): the same
+    channel options, request encoding, response reading and status mapping; one per loop."""
+
+    def __init__(self, settings: Settings, channel: grpc.aio.Channel | None = None):
+        self.settings = settings
+        self.channel = channel or grpc.aio.insecure_channel(
+            settings.tf_serving_host, options=_CHANNEL_OPTIONS
+        )
+        self._predict = self.channel.unary_unary(
+            f"/{_SERVICE}/Predict",
+            request_serializer=None,
+            response_deserializer=predict_pb2.PredictResponse.FromString,
+        )
+        self._metadata = self.channel.unary_unary(
+            f"/{_SERVICE}/GetModelMetadata",
+            request_serializer=get_model_metadata_pb2.GetModelMetadataRequest.SerializeToString,
+            response_deserializer=get_model_metadata_pb2.GetModelMetadataResponse.FromString,
+        )
+        self._signature: ModelSignature | None = None
+
+    async def signature(self) -> ModelSignature:
+        current = self._signature
+        return current if current is not None else await self.refresh_signature()
+
+    async def refresh_signature(self) -> ModelSignature:
         try:
-            scores = from_tensor_proto(response.outputs[signature.scores_output])
-            labels = None
-            if wants_labels and signature.labels_output in response.outputs:
-                labels = [
-                    str(v)
-                    for v in from_tensor_proto(response.outputs[signature.labels_output]).reshape(
-                        -1, scores.shape[-1]
-                    )[0]
-                ]
-        except (ValueError, KeyError, IndexError) as error:
-            raise GatewayError(502, "model_bad_response", f"model response cannot be read: {error}") from None
-        if scores.ndim == 0 or scores.shape[0] != 1:
-            raise GatewayError(
-                502, "model_bad_response", f"scores output has shape {list(scores.shape)}, expected [1, N]"
+            response = await self._metadata(
+                metadata_request(self.settings), timeout=self.settings.grpc_timeout_seconds
             )
-        return scores.reshape(1, -1)[0].astype(np.float64), labels, int(response.model_spec.version.value)
+        except grpc.RpcError as error:
+            raise map_rpc_error(error, self.settings.model_name) from None
+        signature = parse_signature(response, self.settings)
+        if signature != self._signature:
+            log.info("model signature discovered", extra={"fields": signature.__dict__})
+        self._signature = signature
+        return signature
+
+    async def predict(
+        self, signature: ModelSignature, batch: np.ndarray
+    ) -> tuple[np.ndarray, list[str] | None, int]:
+        request, wants_labels = predict_request(self.settings, signature, batch)
+        try:
+            response = await self._predict(request, timeout=self.settings.grpc_timeout_seconds)
+        except grpc.RpcError as error:
+            raise map_rpc_error(error, self.settings.model_name) from None
+        return read_prediction(response, signature, wants_labels)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+def metadata_request(settings: Settings) -> get_model_metadata_pb2.GetModelMetadataRequest:
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = settings.model_name
+    request.metadata_field.append("signature_def")
+    return request
+
+
+def predict_request(settings: Settings, signature: ModelSignature, batch: np.ndarray) -> tuple[bytes, bool]:
+    """The serialized PredictRequest for `batch`, and whether it asks for the labels output."""
+    wants_labels = signature.labels_output is not None and not settings.labels
+    outputs = [signature.scores_output] + ([signature.labels_output] if wants_labels else [])
+    request = encode_predict_request(
+        settings.model_name, settings.model_signature, signature.input_name, batch, outputs
+    )
+    return request, wants_labels
+
+
+def read_prediction(
+    response: predict_pb2.PredictResponse, signature: ModelSignature, wants_labels: bool
+) -> tuple[np.ndarray, list[str] | None, int]:
+    """Scores `[N]` of the first batch item, the labels if asked for and present, the version."""
+    try:
+        scores = from_tensor_proto(response.outputs[signature.scores_output])
+        labels = None
+        if wants_labels and signature.labels_output in response.outputs:
+            labels = [
+                str(v)
+                for v in from_tensor_proto(response.outputs[signature.labels_output]).reshape(
+                    -1, scores.shape[-1]
+                )[0]
+            ]
+    except (ValueError, KeyError, IndexError) as error:
+        raise GatewayError(502, "model_bad_response", f"model response cannot be read: {error}") from None
+    if scores.ndim == 0 or scores.shape[0] != 1:
+        raise GatewayError(
+            502, "model_bad_response", f"scores output has shape {list(scores.shape)}, expected [1, N]"
+        )
+    return scores.reshape(1, -1)[0].astype(np.float64), labels, int(response.model_spec.version.value)
 
 
 def parse_signature(
