@@ -19,8 +19,46 @@ SAMPLES = REPO / "samples" / "images"
 
 
 @contextlib.contextmanager
+def aio_gateway(settings):
+    """Serve aio_app.create_aio_app(settings) on an event loop in a thread; yield its base URL."""
+    import asyncio
+
+    from aiohttp import web
+
+    from gateway.aio_app import JsonErrorAppRunner, create_aio_app
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start():
+        runner = JsonErrorAppRunner(create_aio_app(settings), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return runner, site._server.sockets[0].getsockname()[1]
+
+    runner, port = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    base = f"http://127.0.0.1:{port}"
+    _wait_healthy(base, 10)
+    try:
+        yield base
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+@contextlib.contextmanager
 def waitress_gateway(settings, **app_kwargs):
-    """Serve create_app(settings) with waitress on a free loopback port; yield its base URL."""
+    """Serve create_app(settings) with waitress on a free loopback port; yield its base URL.
+    GATEWAY_STACK=aio serves the event-loop app instead (work in progress, issue 13)."""
+    import os
+
+    if os.environ.get("GATEWAY_STACK") == "aio":
+        with aio_gateway(settings) as base:
+            yield base
+        return
     from waitress import create_server
 
     from gateway.app import create_app
