@@ -17,6 +17,7 @@ import uuid
 
 import numpy as np
 from aiohttp import web, web_protocol, web_server
+from aiohttp.http_exceptions import HttpProcessingError
 from PIL import Image
 
 from gateway.app import _decode_base64, _parse_top_k
@@ -63,12 +64,16 @@ class _JsonErrorRequestHandler(web_protocol.RequestHandler):
     __slots__ = ()
 
     def handle_error(self, request, status=500, exc=None, message=None):
-        plain = super().handle_error(request, status, exc, message)  # logs; refuses if sent
+        if request.writer.output_size > 0:  # part of a response went out: only closing is left
+            raise ConnectionError("response already started, cannot send an error")
         code = _PROTOCOL_CODES.get(status, "bad_request")
-        detail = message or plain.reason or "error"
         if status == 500:
             detail = "internal error; see the gateway log"
-        response = error_response(status, code, detail.splitlines()[0][:300])
+            log.error("error while handling a request", exc_info=exc)
+        else:  # the client's mistake: one line, no traceback
+            detail = (message or str(exc) or "malformed HTTP").strip().splitlines()[0][:300]
+            log.info("malformed HTTP request", extra={"fields": {"status": status, "error": detail}})
+        response = error_response(status, code, detail)
         response.force_close()
         return response
 
@@ -236,7 +241,12 @@ async def _read_input(request: web.Request, state: dict) -> tuple[bytes, int | N
     # as JSON (as it always has), an octet-stream only when the client says so.
     content_type = request.content_type if "Content-Type" in request.headers else ""
     if content_type == "multipart/form-data":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (ValueError, HttpProcessingError) as error:  # no boundary, broken part headers
+            raise bad_request(
+                "bad_request", f"malformed multipart body: {str(error).strip()[:200]}"
+            ) from None
         files = [value for value in form.values() if isinstance(value, web.FileField)]
         upload = (
             form.get("file") if isinstance(form.get("file"), web.FileField) else (files[0] if files else None)
