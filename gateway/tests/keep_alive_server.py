@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 
-from gateway.fetch import ImageFetcher
 from gateway.settings import Settings
 
 
@@ -68,13 +67,14 @@ class KeepAliveServer:
                     conn.close()
                     return
 
-    def fetcher(self, **overrides) -> ImageFetcher:
+    def settings(self, **overrides) -> Settings:
+        """Fetch settings that permit this server (loopback, its port), with `overrides`."""
         settings = dict(
             fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
             fetch_allowed_ports=frozenset({self.port}),
         )
         settings.update(overrides)
-        return ImageFetcher(Settings(**settings))
+        return Settings(**settings)
 
     def close(self):
         self._listener.close()

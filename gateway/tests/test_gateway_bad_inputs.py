@@ -1,4 +1,4 @@
-"""Acceptance 4: a table of bad inputs against running gateways (waitress, real sockets, real
+"""Acceptance 4: a table of bad inputs against running gateways (event loop, real sockets, real
 image HTTP server, real gRPC servers). Each case must get a JSON error with the right status
 within its deadline, and the gateway must still serve a good request right after."""
 
@@ -9,7 +9,7 @@ import time
 import grpc
 import pytest
 import requests
-from gateway_testing import waitress_gateway
+from gateway_testing import serve_gateway
 from numpy_model_server import FakeModel, NumpyModelServer
 
 from gateway.settings import Settings
@@ -193,18 +193,16 @@ def gateways(image_server):
         NumpyModelServer() as good,
         NumpyModelServer(slow) as slow_server,
         NumpyModelServer(failing) as failing_server,
-        waitress_gateway(
+        serve_gateway(
             Settings(tf_serving_host=good.target, fetch_allowed_networks=loopback, **common)
         ) as main,
-        waitress_gateway(Settings(tf_serving_host=good.target, **common)) as strict,
-        waitress_gateway(Settings(tf_serving_host=f"127.0.0.1:{free_port()}", **common)) as down,
-        waitress_gateway(
-            Settings(tf_serving_host=good.target, model_name="no-such-model", **common)
-        ) as wrong,
-        waitress_gateway(
+        serve_gateway(Settings(tf_serving_host=good.target, **common)) as strict,
+        serve_gateway(Settings(tf_serving_host=f"127.0.0.1:{free_port()}", **common)) as down,
+        serve_gateway(Settings(tf_serving_host=good.target, model_name="no-such-model", **common)) as wrong,
+        serve_gateway(
             Settings(tf_serving_host=slow_server.target, grpc_timeout_seconds=0.5, **common)
         ) as slow_gw,
-        waitress_gateway(Settings(tf_serving_host=failing_server.target, **common)) as failing_gw,
+        serve_gateway(Settings(tf_serving_host=failing_server.target, **common)) as failing_gw,
     ):
         yield {
             "main": main,

@@ -1,15 +1,58 @@
 """URL fetching policy. Refusals of literal addresses happen before any connection, so most of
-these need no network; the ones that talk to a real loopback HTTP server are integration tests."""
+these need no network; the ones that talk to a real loopback HTTP server are integration tests.
 
+The fetcher runs on an event loop in the gateway; here it runs on one loop in a thread, behind a
+synchronous adapter, so that the tests can fetch from several threads at once and time them."""
+
+import asyncio
 import ipaddress
+import threading
 import time
 
 import pytest
 from keep_alive_server import KeepAliveServer
 
+from gateway import fetch
 from gateway.errors import GatewayError
-from gateway.fetch import ImageFetcher
 from gateway.settings import Settings
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    global _LOOP
+    if _LOOP is None:
+        _LOOP = asyncio.new_event_loop()
+        threading.Thread(target=_LOOP.run_forever, name="fetch-test-loop", daemon=True).start()
+    return _LOOP
+
+
+class ImageFetcher:
+    """fetch.ImageFetcher on the tests' loop, called synchronously."""
+
+    def __init__(self, settings):
+        self.inner = fetch.ImageFetcher(settings)
+        self.tls = self.inner.tls
+
+    def _run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, _loop()).result()
+
+    def fetch(self, url):
+        return self._run(self.inner.fetch(url))
+
+    def idle_connections(self) -> int:
+        async def count():
+            return self.inner.idle_connections()
+
+        return self._run(count())
+
+    def close(self):
+        self._run(self.inner.close())
+
+
+def keep_alive_fetcher(server: KeepAliveServer, **overrides) -> ImageFetcher:
+    return ImageFetcher(server.settings(**overrides))
+
 
 REFUSED = [
     "http://127.0.0.1/x.jpg",
@@ -100,6 +143,24 @@ def test_fetches_an_allowed_image(image_server, sample_jpeg):
 
 
 @pytest.mark.integration
+def test_names_are_resolved_through_the_policy(image_server, sample_jpeg):
+    """A host name (not a literal) reaches aiohttp's resolver seam: it connects only to answers
+    the policy permits — refused by default, fetched once loopback is allowed."""
+    url = f"http://localhost:{image_server.port}/img/hat.jpg"
+    with pytest.raises(GatewayError) as caught:
+        ImageFetcher(Settings(fetch_allowed_ports=frozenset({image_server.port}))).fetch(url)
+    assert (caught.value.status, caught.value.code) == (403, "url_forbidden")
+    assert "127.0.0.1" in caught.value.message or "::1" in caught.value.message
+    assert (
+        loopback_fetcher(
+            image_server,
+            fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128")),
+        ).fetch(url)
+        == sample_jpeg
+    )
+
+
+@pytest.mark.integration
 def test_loopback_is_refused_by_default_even_when_listening(image_server):
     before = dict(image_server.hits)
     with pytest.raises(GatewayError) as caught:
@@ -169,19 +230,19 @@ def keep_alive_server(sample_jpeg, request):
 def test_fetches_from_one_host_reuse_a_kept_alive_connection(keep_alive_server, sample_jpeg):
     """A connection that ended a complete response is reused by the next fetch from that host
     (no new TCP connection, resolve or TLS handshake per image)."""
-    fetcher = keep_alive_server.fetcher()
+    fetcher = keep_alive_fetcher(keep_alive_server)
     for _ in range(3):
         assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
     assert keep_alive_server.connections == 1
     assert len(keep_alive_server.requests) == 3
     assert not any(b"Connection: close" in head for head in keep_alive_server.requests)
-    assert fetcher.pool.size() == 1
+    assert fetcher.idle_connections() == 1
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("keep_alive_server", [{"close_silently": True}], indirect=True)
 def test_a_kept_alive_connection_the_server_closed_is_replaced_transparently(keep_alive_server, sample_jpeg):
-    fetcher = keep_alive_server.fetcher()
+    fetcher = keep_alive_fetcher(keep_alive_server)
     for _ in range(3):
         assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
         time.sleep(0.05)  # let the server's close arrive: the next fetch finds a dead connection
@@ -191,7 +252,7 @@ def test_a_kept_alive_connection_the_server_closed_is_replaced_transparently(kee
 @pytest.mark.integration
 @pytest.mark.parametrize("keep_alive_server", [{"answer_once": True}], indirect=True)
 def test_a_reused_connection_is_under_the_fetch_deadline(keep_alive_server, sample_jpeg):
-    fetcher = keep_alive_server.fetcher(fetch_timeout_seconds=1.0)
+    fetcher = keep_alive_fetcher(keep_alive_server, fetch_timeout_seconds=1.0)
     url = f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg"
     assert fetcher.fetch(url) == sample_jpeg
     start = time.monotonic()
@@ -200,15 +261,13 @@ def test_a_reused_connection_is_under_the_fetch_deadline(keep_alive_server, samp
     assert caught.value.code == "fetch_timeout"
     assert 0.9 < time.monotonic() - start < 2.0
     assert keep_alive_server.connections == 1  # a timeout is not resent on a new connection
-    assert fetcher.pool.size() == 0  # and the dead connection is not kept
+    assert fetcher.idle_connections() == 0  # and the dead connection is not kept
 
 
 @pytest.mark.integration
 def test_idle_connections_expire(keep_alive_server, sample_jpeg, monkeypatch):
-    import gateway.fetch_sockets
-
-    monkeypatch.setattr(gateway.fetch_sockets, "POOL_IDLE_SECONDS", 0.0)
-    fetcher = keep_alive_server.fetcher()
+    monkeypatch.setattr(fetch, "POOL_IDLE_SECONDS", 0.0)
+    fetcher = keep_alive_fetcher(keep_alive_server)
     for _ in range(2):
         assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
     assert keep_alive_server.connections == 2
@@ -221,16 +280,14 @@ def test_idle_connections_are_closed_on_time_without_another_fetch(
     """An idle gateway does not keep sockets open to every host it once fetched from: the
     reaper's sweep closes each pooled connection when its idle time ends, and a connection put
     back later gets its own sweep."""
-    import gateway.fetch_sockets
-
-    monkeypatch.setattr(gateway.fetch_sockets, "POOL_IDLE_SECONDS", 0.3)
-    fetcher = keep_alive_server.fetcher()
+    monkeypatch.setattr(fetch, "POOL_IDLE_SECONDS", 0.3)
+    fetcher = keep_alive_fetcher(keep_alive_server)
     url = f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg"
 
     def closed_within(seconds: float, count: int) -> bool:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if keep_alive_server.closed_by_client == count and fetcher.pool.size() == 0:
+            if keep_alive_server.closed_by_client == count and fetcher.idle_connections() == 0:
                 return True
             time.sleep(0.02)
         return False
@@ -238,9 +295,9 @@ def test_idle_connections_are_closed_on_time_without_another_fetch(
     for round_ in (1, 2):
         start = time.monotonic()
         assert fetcher.fetch(url) == sample_jpeg
-        assert fetcher.pool.size() == 1
+        assert fetcher.idle_connections() == 1
         assert keep_alive_server.closed_by_client == round_ - 1  # kept open while fresh
-        assert closed_within(2.0, round_), (keep_alive_server.closed_by_client, fetcher.pool.size())
+        assert closed_within(2.0, round_), (keep_alive_server.closed_by_client, fetcher.idle_connections())
         assert time.monotonic() - start >= 0.3
     assert keep_alive_server.connections == 2
 
@@ -253,7 +310,7 @@ def test_connections_the_server_will_close_or_left_mid_response_are_not_kept(ima
     for path in ("/status/404", "/redirect?to=/status/500", "/big"):
         with pytest.raises(GatewayError):
             fetcher.fetch(image_server.url(path))
-    assert fetcher.pool.size() == 0
+    assert fetcher.idle_connections() == 0
 
 
 @pytest.mark.integration
@@ -262,9 +319,9 @@ def test_a_pooled_connection_does_not_carry_a_redirect_past_the_address_check(
 ):
     """A kept connection is keyed by scheme, host and port: a redirect to another port or host
     is checked and connected on its own (here: to a port outside the allowlist)."""
-    fetcher = keep_alive_server.fetcher()
+    fetcher = keep_alive_fetcher(keep_alive_server)
     fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg")
-    assert fetcher.pool.size() == 1
+    assert fetcher.idle_connections() == 1
     with pytest.raises(GatewayError) as caught:
         fetcher.fetch(image_server.url(f"/redirect?to=http://127.0.0.1:{keep_alive_server.port}/x.jpg"))
     assert caught.value.code == "url_forbidden"  # image_server's port is not allowed
@@ -272,14 +329,15 @@ def test_a_pooled_connection_does_not_carry_a_redirect_past_the_address_check(
 
 @pytest.mark.integration
 def test_deadlines_hold_for_concurrent_fetches_without_a_thread_per_fetch(image_server, sample_jpeg):
-    """One process-wide deadline thread serves every fetch: stalled fetches on several threads
-    all end at their own deadline, a fast fetch beside them is not held up, and fetching adds
-    at most that one thread."""
+    """The event loop's timers serve every fetch's deadline: stalled fetches from several threads
+    all end at their own deadline, a fast fetch beside them is not held up, and fetching starts
+    no thread of its own."""
     import concurrent.futures
     import threading
 
     fetcher = loopback_fetcher(image_server, fetch_timeout_seconds=1.0)
-    fetcher.fetch(image_server.url("/img/hat.jpg"))  # the deadline thread exists from here on
+    fetcher.fetch(image_server.url("/img/hat.jpg"))  # the loop's thread exists from here on
+    threads_before = {t.ident for t in threading.enumerate()}
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
 
         def timed(path):
@@ -299,7 +357,9 @@ def test_deadlines_hold_for_concurrent_fetches_without_a_thread_per_fetch(image_
             assert code == "fetch_timeout"
             assert 0.9 < seconds < 2.0, seconds
         names = [t.name for t in threading.enumerate()]
-        assert names.count("fetch-deadlines") == 1, names
+        started = [t.name for t in threading.enumerate() if t.ident not in threads_before]
+        ours = [n for n in started if "ThreadPoolExecutor" not in n and "process_request_thread" not in n]
+        assert not ours, names  # only this test's pool and the image server's handlers are new
         assert not any(isinstance(t, threading.Timer) for t in threading.enumerate()), names
 
 
@@ -374,10 +434,8 @@ def test_https_fetch_verifies_the_certificate_against_the_host(sample_jpeg):
 def test_request_targets_are_percent_encoded_and_hosts_sent(image_server, sample_jpeg):
     """Non-ASCII (and spaces, which the policy refuses before this) in a URL's path and query reach the server percent-encoded (UTF-8),
     existing escapes stay as they are, and the Host header names the host and port."""
-    from gateway.fetch import _request_target
-
-    assert _request_target("http://h/a b/ü.jpg?q=x y&r=%41") == "/a%20b/%C3%BC.jpg?q=x%20y&r=%41"
-    assert _request_target("http://h") == "/"
+    assert fetch._request_target("http://h/a b/ü.jpg?q=x y&r=%41") == "/a%20b/%C3%BC.jpg?q=x%20y&r=%41"
+    assert fetch._request_target("http://h") == "/"
     server = KeepAliveServer(sample_jpeg)
     try:
         fetcher = ImageFetcher(

@@ -1,34 +1,48 @@
-"""Request handling that needs no model server: validation, error shape, 404/405/413, ids."""
+"""Request handling that needs no model server: validation, error shape, 404/405/413, ids —
+over real HTTP to the app served as `python -m gateway` serves it."""
 
 import base64
 
 import pytest
+import requests
+from gateway_testing import serve_gateway
 
-from gateway.app import create_app
 from gateway.settings import Settings
+
+
+class Client:
+    def __init__(self, base: str):
+        self.base = base
+        self.session = requests.Session()
+
+    def get(self, path, **kwargs):
+        return self.session.get(self.base + path, timeout=10, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.session.post(self.base + path, timeout=10, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def client():
     # The model server address is never dialled by these requests: they fail validation first.
-    app = create_app(Settings(tf_serving_host="127.0.0.1:1", max_request_bytes=4096), start_refresh=False)
-    yield app.test_client()
-    app.extensions["gateway"]["model"].close()
+    settings = Settings(tf_serving_host="127.0.0.1:1", max_request_bytes=4096)
+    with serve_gateway(settings, start_refresh=False) as base:
+        yield Client(base)
 
 
 def assert_error(response, status, code):
-    assert response.status_code == status, response.data
-    assert response.is_json
-    body = response.get_json()
+    assert response.status_code == status, response.content
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
     assert set(body) == {"error"} and body["error"]["code"] == code
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    assert b"Traceback" not in response.data and b"<html" not in response.data.lower()
+    assert b"Traceback" not in response.content and b"<html" not in response.content.lower()
 
 
 @pytest.mark.parametrize(
     "kwargs,status,code",
     [
-        (dict(data="not json", content_type="application/json"), 400, "invalid_json"),
+        (dict(data="not json", headers={"Content-Type": "application/json"}), 400, "invalid_json"),
         (dict(json=["url"]), 400, "invalid_request"),
         (dict(json={}), 400, "invalid_request"),
         (dict(json={"url": "http://a/x.jpg", "image": "AAAA"}), 400, "invalid_request"),
@@ -41,8 +55,8 @@ def assert_error(response, status, code):
         (dict(json={"image": "AAAA", "top_k": "three"}), 400, "invalid_top_k"),
         (dict(json={"image": "AAAA", "top_k": True}), 400, "invalid_top_k"),
         (dict(json={"image": "AAAA", "top_k": 2.5}), 400, "invalid_top_k"),
-        (dict(data={"nofile": "x"}, content_type="multipart/form-data"), 400, "missing_image"),
-        (dict(data=b"x" * 5000, content_type="application/json"), 413, "request_too_large"),
+        (dict(files={"nofile": (None, "x")}), 400, "missing_image"),
+        (dict(data=b"x" * 5000, headers={"Content-Type": "application/json"}), 413, "request_too_large"),
         (dict(json={"url": "file:///etc/passwd"}), 400, "invalid_url"),
         (dict(json={"url": "http://169.254.169.254/latest/meta-data/"}), 403, "url_forbidden"),
     ],
@@ -68,17 +82,42 @@ def test_request_id_is_echoed_or_generated(client):
 
 def test_healthz_does_not_need_the_model(client):
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
 def test_url_prefix_serves_the_api_under_it_and_keeps_the_bare_paths():
-    app = create_app(Settings(tf_serving_host="127.0.0.1:1", url_prefix="/clothes"), start_refresh=False)
-    try:
-        client = app.test_client()
+    settings = Settings(tf_serving_host="127.0.0.1:1", url_prefix="/clothes")
+    with serve_gateway(settings, start_refresh=False) as base:
+        client = Client(base)
         assert client.get("/clothes/healthz").status_code == 200
         assert client.get("/healthz").status_code == 200  # probes use the bare path
         # Routed to /predict: it fails validation like any /predict, not with a 404.
         assert_error(client.post("/clothes/predict", json={}), 400, "invalid_request")
         assert_error(client.get("/clothesx/healthz"), 404, "not_found")
-    finally:
-        app.extensions["gateway"]["model"].close()
+
+
+def test_connections_that_stall_or_idle_are_closed_after_the_keepalive_time(monkeypatch):
+    """A client that never finishes its request head (slowloris) or leaves a kept-alive
+    connection idle holds a socket for KEEPALIVE_SECONDS, not forever."""
+    import socket
+    import time
+
+    import gateway.server
+
+    monkeypatch.setattr(gateway.server, "KEEPALIVE_SECONDS", 1.0)
+    with serve_gateway(Settings(tf_serving_host="127.0.0.1:1"), start_refresh=False) as base:
+        port = int(base.rsplit(":", 1)[1])
+        for sent in (
+            b"",
+            b"POST /predict HTTP/1.1\r\nHost: x\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        ):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(sent)
+                started = time.monotonic()
+                received = b""
+                while chunk := sock.recv(4096):  # b"" once the gateway closes
+                    received += chunk
+                closed_after = time.monotonic() - started
+            assert 0.8 <= closed_after <= 5, (sent, closed_after)
+            assert received.startswith(b"HTTP/1.1 200") == sent.startswith(b"GET"), received

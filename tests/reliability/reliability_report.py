@@ -55,7 +55,7 @@ class ReliabilityReport:
             f"Run: {now}, {os.cpu_count()} CPU(s), Python {platform.python_version()}, "
             f"{platform.system()} {platform.release()}; these tests took {duration_seconds:.0f} s. "
             "Every process and server runs on loopback on this machine (gateway: `python -m gateway`"
-            " with waitress; model server: `model serve` with a small real Keras SavedModel).",
+            " on aiohttp; model server: `model serve` with a small real Keras SavedModel).",
             "",
             "| Test | What it does | Outcome | Figures |",
             "|---|---|---|---|",

@@ -140,8 +140,8 @@ def test_model_server_killed_under_load_then_restarted(
 
 def test_stalling_image_server_does_not_exhaust_workers(model_server, image_server, start_gateway, record):
     """Image server sends headers then nothing (slowloris) for 6 URL requests at a time, and 300
-    clients each send half a request and stop (more than waitress's default connection limit of
-    100): each stalled fetch ends at the fetch deadline with 504 JSON while base64 predictions
+    clients each send half a request and stop (more than a threaded server's usual connection
+    limit of 100): each stalled fetch ends at the fetch deadline with 504 JSON while base64 predictions
     keep being answered at once."""
     gateway = start_gateway(
         gateway_env(
@@ -158,7 +158,9 @@ def test_stalling_image_server_does_not_exhaust_workers(model_server, image_serv
         return time.monotonic() - sent, response.status_code, response.json()
 
     half_open = []
-    for _ in range(HALF_OPEN):  # slow clients of the gateway itself: buffered by waitress, no thread each
+    for _ in range(
+        HALF_OPEN
+    ):  # slow clients of the gateway itself: a parser state each on the loop, no thread
         sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
         sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
         half_open.append(sock)

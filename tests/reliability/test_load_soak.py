@@ -17,8 +17,8 @@ WARM_UP = 400
 
 
 def _settle(gateway) -> dict[str, int]:
-    """Figures once the client connections are closed and the gateway has noticed (waitress
-    closes a channel when it reads EOF), so open keep-alive sockets do not count as leaks."""
+    """Figures once the client connections are closed and the gateway has noticed (aiohttp
+    closes a connection when it reads EOF), so open keep-alive sockets do not count as leaks."""
     deadline = time.monotonic() + 10
     figures = gateway.figures()
     while time.monotonic() < deadline:

@@ -33,7 +33,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """Route the gateway's and waitress's loggers to stderr as JSON lines at `level`."""
+    """Route the gateway's and aiohttp's loggers to stderr as JSON lines at `level`."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

@@ -1,4 +1,5 @@
-"""The gRPC side: one channel per process, signature discovery, Predict, status mapping.
+"""The gRPC side, on grpc.aio in the gateway's event loop: one channel per process, signature
+discovery, Predict, status mapping.
 
 The channel balances with `round_robin` over every address the target resolves to (a
 `dns:///model-server-headless:8500` target reaches every model pod, an `ipv4:a:p,b:p` target
@@ -12,15 +13,15 @@ from constants.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import threading
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
 from tensorflow.core.framework import types_pb2
-from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
 
 from gateway.errors import GatewayError
 from gateway.settings import Settings
@@ -80,90 +81,14 @@ class ModelSignature:
 
 
 class ModelClient:
-    def __init__(self, settings: Settings, channel: grpc.Channel | None = None):
-        self.settings = settings
-        self.channel = channel or grpc.insecure_channel(settings.tf_serving_host, options=_CHANNEL_OPTIONS)
-        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        # Predict takes the request already serialized (tensors.encode_predict_request).
-        self._predict = self.channel.unary_unary(
-            f"/{_SERVICE}/Predict",
-            request_serializer=None,
-            response_deserializer=predict_pb2.PredictResponse.FromString,
-        )
-        self._signature: ModelSignature | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._refresher: threading.Thread | None = None
-
-    # ---- discovery -------------------------------------------------------------------------
-    def signature(self) -> ModelSignature:
-        """The cached signature, discovering it first if the gateway has none yet."""
-        current = self._signature
-        return current if current is not None else self.refresh_signature()
-
-    def refresh_signature(self) -> ModelSignature:
-        try:
-            response = self.stub.GetModelMetadata(
-                metadata_request(self.settings), timeout=self.settings.grpc_timeout_seconds
-            )
-        except grpc.RpcError as error:
-            raise map_rpc_error(error, self.settings.model_name) from None
-        signature = parse_signature(response, self.settings)
-        with self._lock:
-            if signature != self._signature:
-                log.info("model signature discovered", extra={"fields": signature.__dict__})
-            self._signature = signature
-        return signature
-
-    def start_refresh(self) -> None:
-        """Refresh the signature every METADATA_REFRESH_SECONDS in a daemon thread."""
-        if self._refresher is not None:
-            return
-        self._refresher = threading.Thread(target=self._refresh_loop, name="metadata-refresh", daemon=True)
-        self._refresher.start()
-
-    def _refresh_loop(self) -> None:
-        interval = self.settings.metadata_refresh_seconds
-        while True:
-            try:
-                self.refresh_signature()
-            except GatewayError as error:
-                log.warning(
-                    "model metadata refresh failed",
-                    extra={"fields": {"code": error.code, "error": error.message}},
-                )
-            except Exception:  # keep refreshing whatever happened; the log has the traceback
-                log.exception("model metadata refresh crashed")
-            if self._stop.wait(interval):
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        self.channel.close()
-
-    # ---- inference -------------------------------------------------------------------------
-    def predict(
-        self, signature: ModelSignature, batch: np.ndarray
-    ) -> tuple[np.ndarray, list[str] | None, int]:
-        """Scores `[N]` of the first batch item, the model's labels (when it carries them) and the
-        model version that answered."""
-        request, wants_labels = predict_request(self.settings, signature, batch)
-        try:
-            response = self._predict(request, timeout=self.settings.grpc_timeout_seconds)
-        except grpc.RpcError as error:
-            raise map_rpc_error(error, self.settings.model_name) from None
-        return read_prediction(response, signature, wants_labels)
-
-
-class AsyncModelClient:
-    """ModelClient on grpc.aio for an event-loop gateway (work in progress, issue 13): the same
-    channel options, request encoding, response reading and status mapping; one per loop."""
+    """One per event loop (grpc.aio): made on the loop, closed on it."""
 
     def __init__(self, settings: Settings, channel: grpc.aio.Channel | None = None):
         self.settings = settings
         self.channel = channel or grpc.aio.insecure_channel(
             settings.tf_serving_host, options=_CHANNEL_OPTIONS
         )
+        # Predict takes the request already serialized (tensors.encode_predict_request).
         self._predict = self.channel.unary_unary(
             f"/{_SERVICE}/Predict",
             request_serializer=None,
@@ -175,8 +100,11 @@ class AsyncModelClient:
             response_deserializer=get_model_metadata_pb2.GetModelMetadataResponse.FromString,
         )
         self._signature: ModelSignature | None = None
+        self._refresher: asyncio.Task | None = None
 
+    # ---- discovery -------------------------------------------------------------------------
     async def signature(self) -> ModelSignature:
+        """The cached signature, discovering it first if the gateway has none yet."""
         current = self._signature
         return current if current is not None else await self.refresh_signature()
 
@@ -193,18 +121,41 @@ class AsyncModelClient:
         self._signature = signature
         return signature
 
+    def start_refresh(self) -> None:
+        """Refresh the signature every METADATA_REFRESH_SECONDS in a task on the running loop."""
+        if self._refresher is None:
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh_loop())
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            try:
+                await self.refresh_signature()
+            except GatewayError as error:
+                log.warning(
+                    "model metadata refresh failed",
+                    extra={"fields": {"code": error.code, "error": error.message}},
+                )
+            except Exception:  # keep refreshing whatever happened; the log has the traceback
+                log.exception("model metadata refresh crashed")
+            await asyncio.sleep(self.settings.metadata_refresh_seconds)
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+        await self.channel.close()
+
+    # ---- inference -------------------------------------------------------------------------
     async def predict(
         self, signature: ModelSignature, batch: np.ndarray
     ) -> tuple[np.ndarray, list[str] | None, int]:
+        """Scores `[N]` of the first batch item, the model's labels (when it carries them) and the
+        model version that answered."""
         request, wants_labels = predict_request(self.settings, signature, batch)
         try:
             response = await self._predict(request, timeout=self.settings.grpc_timeout_seconds)
         except grpc.RpcError as error:
             raise map_rpc_error(error, self.settings.model_name) from None
         return read_prediction(response, signature, wants_labels)
-
-    async def close(self) -> None:
-        await self.channel.close()
 
 
 def metadata_request(settings: Settings) -> get_model_metadata_pb2.GetModelMetadataRequest:

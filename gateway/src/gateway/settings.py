@@ -121,7 +121,10 @@ DOCS: dict[str, tuple[str, ...]] = {
     ),
     "PORT": ("port", "HTTP port"),
     "LISTEN_HOST": ("listen_host", "bind address"),
-    "THREADS": ("threads", "waitress worker threads (requests handled at once)"),
+    "THREADS": (
+        "threads",
+        "threads that decode images over 1 megapixel; requests are served on one event loop, and smaller images are decoded on it",
+    ),
     "GRPC_TIMEOUT_SECONDS": ("grpc_timeout_seconds", "deadline of each Predict / GetModelMetadata call"),
     "METADATA_REFRESH_SECONDS": (
         "metadata_refresh_seconds",

@@ -1,6 +1,5 @@
-"""AsyncModelClient (grpc.aio, work in progress toward an event-loop gateway, issue 13) against
-the real numpy gRPC PredictionService: discovery, prediction and status mapping answer exactly
-as the threaded ModelClient does."""
+"""ModelClient (grpc.aio) against a real gRPC PredictionService (the numpy one): discovery,
+prediction, the refresh task and status mapping."""
 
 import asyncio
 import socket
@@ -10,7 +9,7 @@ import pytest
 from numpy_model_server import FakeModel, NumpyModelServer
 
 from gateway.errors import GatewayError
-from gateway.model_client import AsyncModelClient, ModelClient
+from gateway.model_client import ModelClient, ModelSignature
 from gateway.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -24,7 +23,7 @@ def model_server():
 
 def run(coroutine_function, settings):
     async def main():
-        client = AsyncModelClient(settings)
+        client = ModelClient(settings)
         try:
             return await coroutine_function(client)
         finally:
@@ -33,26 +32,46 @@ def run(coroutine_function, settings):
     return asyncio.run(main())
 
 
-def test_discovers_the_same_signature_and_predicts_the_same_scores(model_server):
+def test_discovers_the_signature_and_predicts_the_served_scores(model_server):
     settings = Settings(tf_serving_host=model_server.target)
-    threaded = ModelClient(settings)
-    try:
-        signature = threaded.refresh_signature()
-        batch = np.random.default_rng(7).uniform(-1, 1, (1, signature.height, signature.width, 3))
-        batch = batch.astype(np.float32)
-        expected = threaded.predict(signature, batch)
-    finally:
-        threaded.close()
+    model = model_server.model
+    batch = np.random.default_rng(7).uniform(-1, 1, (1, model.size, model.size, 3)).astype(np.float32)
 
     async def discover_and_predict(client):
         found = await client.signature()
         return found, await client.predict(found, batch)
 
     found, (scores, labels, version) = run(discover_and_predict, settings)
-    assert found == signature
-    np.testing.assert_array_equal(scores, expected[0])
-    assert (labels, version) == (expected[1], expected[2])
-    np.testing.assert_allclose(scores, model_server.model.scores(batch)[0], rtol=1e-5)
+    assert found == ModelSignature(
+        version=model.version,
+        input_name=model.input_name,
+        input_dtype="float32",
+        width=model.size,
+        height=model.size,
+        scores_output=model.scores_output,
+        labels_output=None,
+    )
+    np.testing.assert_allclose(scores, model.scores(batch)[0], rtol=1e-5)
+    assert (labels, version) == (None, model.version)
+
+
+def test_the_refresh_task_asks_for_metadata_on_its_interval_until_closed(model_server):
+    settings = Settings(tf_serving_host=model_server.target, metadata_refresh_seconds=0.1)
+    service = model_server.service
+
+    async def refresh_for_a_while(client):
+        before = service.metadata_calls
+        client.start_refresh()
+        await asyncio.sleep(0.55)
+        during = service.metadata_calls - before
+        await client.close()
+        after_close = service.metadata_calls
+        await asyncio.sleep(0.3)
+        return during, service.metadata_calls - after_close
+
+    during, after = run(refresh_for_a_while, settings)
+    assert 3 <= during <= 7, during
+    assert after == 0
 
 
 def test_an_unreachable_server_is_503_model_unavailable():
