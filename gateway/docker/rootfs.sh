@@ -63,6 +63,18 @@ rm -rf "$out"/opt/venv/lib/python3*/site-packages/numpy/f2py \
        "$out"/opt/venv/lib/python3*/site-packages/numpy/_core/lib \
        "$out"/opt/venv/lib/python3*/site-packages/numpy/random/lib
 find "$out/opt/venv" -name '*.pyi' -delete
+# Pillow's text rendering (ImageFont: FreeType, HarfBuzz, Brotli for WOFF2 fonts): the gateway
+# decodes images and never draws text. Then every library bundled with a wheel (numpy.libs,
+# pillow.libs, ...) that no remaining extension module loads, as ldd resolves them (about 3 MB).
+rm -f "$out"/opt/venv/lib/python3*/site-packages/PIL/_imagingft.*.so
+# ldd lists an extension's whole closure (a bundled library's own dependencies included); the
+# bundled names carry a hash, so a base name identifies one library.
+find "$out/opt/venv" \( -name '*.so' -o -name '*.so.*' \) ! -path '*.libs/*' | while read -r elf; do
+  ldd "$elf" 2>/dev/null | awk '/=> \// { n = split($3, p, "/"); print p[n] }'
+done | sort -u > /tmp/venv-libs
+for lib in "$out"/opt/venv/lib/python3*/site-packages/*.libs/*; do
+  grep -qxF "${lib##*/}" /tmp/venv-libs || rm -f "$lib"
+done
 
 sleep=$(command -v sleep)
 copy_resolved "$sleep"

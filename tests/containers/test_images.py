@@ -91,7 +91,14 @@ def test_gateway_image_is_non_root_small_and_without_tensorflow(gateway_image):
     assert_no_tensorflow(gateway_image)
     python_in(
         gateway_image,
-        "import gateway.app, gateway.selftest, tensorflow_serving.apis.prediction_service_pb2_grpc",
+        "import gateway.app, gateway.selftest, tensorflow_serving.apis.prediction_service_pb2_grpc\n"
+        # aiohttp's C HTTP parser and multidict's C extension, not their pure-Python fallbacks
+        "from aiohttp import http_parser\n"
+        "assert http_parser.HttpRequestParser is http_parser.HttpRequestParserC\n"
+        "import multidict._multidict\n"
+        # every decoder the gateway accepts survived rootfs.sh's trimming of unused libraries
+        "from PIL import features\n"
+        "assert all(features.check(f) for f in ('jpg', 'zlib', 'webp', 'avif')), features.pilinfo()\n",
     )
     assert record_size(gateway_image) < 150e6
 
