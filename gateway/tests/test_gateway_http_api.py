@@ -94,6 +94,19 @@ def test_url_prefix_serves_the_api_under_it_and_keeps_the_bare_paths():
         # Routed to /predict: it fails validation like any /predict, not with a 404.
         assert_error(client.post("/clothes/predict", json={}), 400, "invalid_request")
         assert_error(client.get("/clothesx/healthz"), 404, "not_found")
+        # one metrics series per endpoint, however it was reached
+        routes = {
+            line.split('route="')[1].split('"')[0]
+            for line in client.get("/metrics").text.splitlines()
+            if line.startswith("gateway_requests_total{")
+        }
+        assert routes == {"/healthz", "/predict", "unmatched"}, routes
+
+
+def test_get_endpoints_answer_head_too(client):
+    response = client.session.head(client.base + "/healthz", timeout=10)
+    assert response.status_code == 200 and response.content == b""
+    assert_error(client.post("/healthz"), 405, "method_not_allowed")
 
 
 def test_connections_that_stall_or_idle_are_closed_after_the_keepalive_time(monkeypatch):

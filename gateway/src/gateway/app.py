@@ -63,7 +63,7 @@ def create_app(settings: Settings, start_refresh: bool = True) -> web.Applicatio
         try:
             response, error_code = await _answer(request, handler, settings)
             resource = request.match_info.route.resource
-            route = resource.canonical if resource is not None else "unmatched"
+            route = routes.get(resource, "unmatched")
             elapsed = time.perf_counter() - started
             metrics.answered(route, request.method, response.status, elapsed)
             if error_code is not None:
@@ -128,12 +128,17 @@ def create_app(settings: Settings, start_refresh: bool = True) -> web.Applicatio
     app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[observe])
     app[GATEWAY] = state
     # The API under URL_PREFIX too (an Ingress that routes <prefix>/predict and passes the path
-    # on unchanged), while probes keep using the bare paths.
+    # on unchanged), while probes keep using the bare paths. Metrics and logs name the route
+    # without the prefix: one series per endpoint however it was reached.
+    routes: dict[web.AbstractResource, str] = {}
     for prefix in ("", settings.url_prefix) if settings.url_prefix else ("",):
-        app.router.add_post(prefix + "/predict", predict)
-        app.router.add_get(prefix + "/healthz", healthz, allow_head=False)
-        app.router.add_get(prefix + "/readyz", readyz, allow_head=False)
-        app.router.add_get(prefix + "/metrics", metrics_endpoint, allow_head=False)
+        for path, add, handler in (
+            ("/predict", app.router.add_post, predict),
+            ("/healthz", app.router.add_get, healthz),
+            ("/readyz", app.router.add_get, readyz),
+            ("/metrics", app.router.add_get, metrics_endpoint),
+        ):
+            routes[add(prefix + path, handler).resource] = path
     app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)
     return app
