@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -101,3 +102,13 @@ def test_docs_tables_are_generated_from_the_code(tmp_path):
         [sys.executable, str(ROOT / "scripts" / "gateway-docs.py"), str(copy)], check=True, timeout=60
     )
     assert copy.read_text() == (ROOT / "docs" / "gateway.md").read_text(), "run `make docs`"
+
+
+def test_the_connection_limits_in_the_docs_are_the_servers():
+    """docs/gateway.md's **Connections** paragraph quotes gateway.server's two time limits."""
+    from gateway import server
+
+    text = (ROOT / "docs" / "gateway.md").read_text()
+    paragraph = text[text.index("**Connections.**") :].split("\n\n")[0]
+    quoted = {float(n) for n in re.findall(r"(\d+) s\b", paragraph)}
+    assert {server.KEEPALIVE_SECONDS, server.BODY_SECONDS} <= quoted, paragraph

@@ -2,6 +2,7 @@
 over real HTTP to the app served as `python -m gateway` serves it."""
 
 import base64
+import json
 
 import pytest
 import requests
@@ -134,3 +135,30 @@ def test_connections_that_stall_or_idle_are_closed_after_the_keepalive_time(monk
                 closed_after = time.monotonic() - started
             assert 0.8 <= closed_after <= 5, (sent, closed_after)
             assert received.startswith(b"HTTP/1.1 200") == sent.startswith(b"GET"), received
+
+
+def test_a_body_that_stops_arriving_is_408_and_the_connection_closed(monkeypatch):
+    """Headers, then part of the body, then nothing: the request does not hang for ever."""
+    import socket
+    import time
+
+    import gateway.server
+
+    monkeypatch.setattr(gateway.server, "BODY_SECONDS", 1.0)
+    with serve_gateway(Settings(tf_serving_host="127.0.0.1:1"), start_refresh=False) as base:
+        port = int(base.rsplit(":", 1)[1])
+        for content_type in ("application/json", "image/jpeg", "multipart/form-data; boundary=b"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(
+                    f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                    "Content-Length: 1000\r\n\r\n--b\r\n".encode()
+                )
+                started = time.monotonic()
+                received = sock.recv(4096)
+                answered_after = time.monotonic() - started
+            head, _, body = received.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408"), received
+            # closed once aiohttp's lingering read of the rest (10 s at most) ends
+            assert b"\r\nConnection: close" in head, head
+            assert json.loads(body)["error"]["code"] == "request_timeout"
+            assert 0.8 <= answered_after <= 5, (content_type, answered_after)

@@ -10,6 +10,7 @@ costs ~0.7x the CPU and serves ~1.4x the requests per second.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -21,6 +22,7 @@ import uuid
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from gateway import server
 from gateway.classifier import Classifier
 from gateway.errors import GatewayError, bad_request, error_response
 from gateway.fetch import ImageFetcher
@@ -149,7 +151,10 @@ async def _answer(request: web.Request, handler, settings: Settings) -> tuple[we
     try:
         response = await handler(request)
     except GatewayError as error:
-        return error_response(error.status, error.code, error.message), error.code
+        response = error_response(error.status, error.code, error.message)
+        if error.status == 408:  # the rest of the body may still come: not a request boundary
+            response.force_close()
+        return response, error.code
     except web.HTTPException as error:
         status = error.status
         code = _HTTP_CODES.get(status, error.reason.lower().replace(" ", "_"))
@@ -178,7 +183,7 @@ async def _read_input(request: web.Request, state: dict) -> tuple[bytes, int | N
     content_type = request.content_type if "Content-Type" in request.headers else ""
     if content_type == "multipart/form-data":
         try:
-            form = await request.post()
+            form = await _body(request.post())
         except (ValueError, HttpProcessingError) as error:  # no boundary, broken part headers
             raise bad_request(
                 "bad_request", f"malformed multipart body: {str(error).strip()[:200]}"
@@ -191,9 +196,9 @@ async def _read_input(request: web.Request, state: dict) -> tuple[bytes, int | N
         top_k = form.get("top_k")
         return upload.file.read(), _parse_top_k(top_k if isinstance(top_k, str) else None)
     if content_type.startswith("image/") or content_type == "application/octet-stream":
-        return await request.read(), _parse_top_k(request.query.get("top_k"))
+        return await _body(request.read()), _parse_top_k(request.query.get("top_k"))
 
-    raw = await request.read()
+    raw = await _body(request.read())
     try:
         body = json.loads(raw)
     except RecursionError:  # [[[[...]]]] x 100,000
@@ -222,6 +227,19 @@ async def _read_input(request: web.Request, state: dict) -> tuple[bytes, int | N
         data = await state["fetcher"].fetch(body["url"])
     metrics.fetched_bytes.inc(len(data))
     return data, top_k
+
+
+async def _body(reading):
+    """Await the request body's `reading`, for at most server.BODY_SECONDS."""
+    try:
+        async with asyncio.timeout(server.BODY_SECONDS):
+            return await reading
+    except TimeoutError:
+        raise GatewayError(
+            408,
+            "request_timeout",
+            f"the request body was not complete {server.BODY_SECONDS:g} s after its headers",
+        ) from None
 
 
 def _decode_base64(value) -> bytes:

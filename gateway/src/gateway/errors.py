@@ -30,6 +30,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     ),
     "not_found": (404, "unknown path"),
     "method_not_allowed": (405, "wrong method (the `Allow` header lists the right ones)"),
+    "request_timeout": (408, "the request body was not complete `server.BODY_SECONDS` after its headers"),
     "request_too_large": (413, "the body is over `MAX_REQUEST_BYTES`"),
     "image_too_large": (413, "the download is over `FETCH_MAX_BYTES`"),
     "image_too_many_pixels": (413, "the image is over `MAX_IMAGE_PIXELS`"),

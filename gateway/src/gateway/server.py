@@ -24,6 +24,11 @@ log = logging.getLogger("gateway.access")
 # ingress-nginx keep idle upstream connections, so the gateway does not close one they are about
 # to reuse.
 KEEPALIVE_SECONDS = 75.0
+# A request body (JSON, upload or raw image) must have arrived this long after its headers, or the
+# request is answered 408 and the connection closed: a client that stops sending mid-body would
+# otherwise hold its request open for ever. Enough for MAX_REQUEST_BYTES' default 16 MB at about
+# 1 Mbit/s; behind an ingress, which buffers bodies, it never comes near.
+BODY_SECONDS = 120.0
 
 _CODES = {
     400: "bad_request",
