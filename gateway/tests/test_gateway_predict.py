@@ -228,3 +228,33 @@ def test_readyz_reports_the_model_and_is_cached(gateway, model_server):
     for _ in range(5):
         requests.get(gateway + "/readyz", timeout=10)
     assert model_server.service.metadata_calls - calls <= 1
+
+
+def test_predictions_past_max_in_flight_wait_their_turn_and_probes_do_not(sample_jpeg):
+    """MAX_IN_FLIGHT=1 before a model that takes 0.5 s: three predictions sent together are
+    answered one after the other (without the limit, all three take ~0.7 s here), while
+    /healthz answers at once."""
+    import concurrent.futures
+    import time
+
+    body = {"image": base64.b64encode(sample_jpeg).decode()}
+    with (
+        NumpyModelServer(FakeModel(delay_seconds=0.5)) as server,
+        serve_gateway(Settings(tf_serving_host=server.target, max_in_flight=1), start_refresh=False) as base,
+    ):
+        requests.post(base + "/predict", json=body, timeout=10).raise_for_status()  # discovery
+        started = time.monotonic()
+
+        def predict():
+            response = requests.post(base + "/predict", json=body, timeout=10)
+            return time.monotonic() - started, response.status_code
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            answers = [pool.submit(predict) for _ in range(3)]
+            time.sleep(0.1)
+            probe = requests.get(base + "/healthz", timeout=10)
+            probed_after = time.monotonic() - started
+            finished = sorted(f.result() for f in answers)
+    assert probe.status_code == 200 and probed_after < 0.4, probed_after
+    assert [status for _, status in finished] == [200, 200, 200]
+    assert finished[-1][0] >= 1.45, finished  # three turns of 0.5 s

@@ -26,6 +26,7 @@ def test_reads_every_variable():
             "MODEL_SIGNATURE": "sig",
             "PORT": "8080",
             "THREADS": "16",
+            "MAX_IN_FLIGHT": "64",
             "LABELS": "a, b ,c",
             "PREPROCESSING": "ResNet50",
             "APPLY_SOFTMAX": "true",
@@ -47,6 +48,7 @@ def test_reads_every_variable():
     assert s.url_prefix == "/clothes"
     assert s.tf_serving_host == "dns:///model-server-headless:8500"
     assert (s.model_name, s.model_signature, s.port, s.threads) == ("m", "sig", 8080, 16)
+    assert s.max_in_flight == 64
     assert s.labels == ("a", "b", "c")
     assert s.preprocessing == "resnet50" and s.apply_softmax is True
     assert s.image_size == (224, 160)
@@ -67,6 +69,7 @@ def test_square_image_size_shorthand():
         ("PORT", "http"),
         ("PORT", "70000"),
         ("THREADS", "0"),
+        ("MAX_IN_FLIGHT", "0"),
         ("APPLY_SOFTMAX", "maybe"),
         ("PREPROCESSING", "mobilenet"),
         ("FETCH_ALLOWED_NETWORKS", "10.0.0.0/33"),

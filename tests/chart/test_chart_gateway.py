@@ -55,6 +55,7 @@ def test_environment_maps_every_gateway_setting():
             "gateway.config.fetchAllowedNetworks": "{10.0.0.0/8,192.168.1.0/24}",
             "gateway.config.fetchMaxBytes": 20971520,
             "gateway.config.threads": 16,
+            "gateway.config.maxInFlight": 40,
             "gateway.config.modelServerTarget": "tfs.example:8500",
         },
     )
@@ -63,6 +64,7 @@ def test_environment_maps_every_gateway_setting():
     assert env["FETCH_ALLOWED_NETWORKS"] == "10.0.0.0/8,192.168.1.0/24"
     assert env["FETCH_MAX_BYTES"] == "20971520"
     assert env["THREADS"] == "16"
+    assert env["MAX_IN_FLIGHT"] == "40"
     assert env["TF_SERVING_HOST"] == "tfs.example:8500"
     assert set(env) >= {
         "GRPC_TIMEOUT_SECONDS",

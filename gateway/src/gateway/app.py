@@ -54,6 +54,9 @@ def create_app(settings: Settings, start_refresh: bool = True) -> web.Applicatio
     configure_pillow(settings.max_image_pixels)
     metrics = GatewayMetrics()
     state = {"settings": settings, "metrics": metrics, "draining": False}
+    # Predictions past MAX_IN_FLIGHT wait here, their bodies unread (aiohttp stops reading a
+    # connection whose buffer is full), so bodies and images in memory stay bounded.
+    slots = asyncio.Semaphore(settings.max_in_flight)
 
     @web.middleware
     async def observe(request: web.Request, handler):
@@ -90,8 +93,9 @@ def create_app(settings: Settings, start_refresh: bool = True) -> web.Applicatio
             request_id_var.reset(token)
 
     async def predict(request: web.Request) -> web.Response:
-        image, top_k = await _read_input(request, state)
-        scores, version = await state["classifier"].classify(image, top_k)
+        async with slots:
+            image, top_k = await _read_input(request, state)
+            scores, version = await state["classifier"].classify(image, top_k)
         # The body keeps the lesson's shape ({label: score}); the version that answered goes in a
         # header, so clients and rollouts can tell which model version served each request.
         return web.json_response(scores, headers={"X-Model-Version": str(version)})

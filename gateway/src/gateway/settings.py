@@ -30,6 +30,7 @@ class Settings:
     listen_host: str = "0.0.0.0"
     port: int = 9696
     threads: int = 8
+    max_in_flight: int = 16
     labels: tuple[str, ...] = ()
     preprocessing: str = "xception"
     apply_softmax: bool = False
@@ -63,6 +64,7 @@ class Settings:
             listen_host=reader.text("LISTEN_HOST", cls.listen_host),
             port=reader.integer("PORT", cls.port, 1, 65535),
             threads=reader.integer("THREADS", cls.threads, 1, 256),
+            max_in_flight=reader.integer("MAX_IN_FLIGHT", cls.max_in_flight, 1, 1024),
             labels=reader.csv("LABELS"),
             preprocessing=reader.choice("PREPROCESSING", cls.preprocessing, PREPROCESSING_FAMILIES),
             apply_softmax=reader.boolean("APPLY_SOFTMAX", cls.apply_softmax),
@@ -124,6 +126,11 @@ DOCS: dict[str, tuple[str, ...]] = {
     "THREADS": (
         "threads",
         "threads that decode images over 1 megapixel; requests are served on one event loop, and smaller images are decoded on it",
+    ),
+    "MAX_IN_FLIGHT": (
+        "max_in_flight",
+        "predictions handled at once (body, fetch, decode, model call); more wait in arrival order, "
+        "their bodies unread, which bounds the memory request bodies and images can take",
     ),
     "GRPC_TIMEOUT_SECONDS": ("grpc_timeout_seconds", "deadline of each Predict / GetModelMetadata call"),
     "METADATA_REFRESH_SECONDS": (
