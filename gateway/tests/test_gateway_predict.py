@@ -258,3 +258,22 @@ def test_predictions_past_max_in_flight_wait_their_turn_and_probes_do_not(sample
     assert probe.status_code == 200 and probed_after < 0.4, probed_after
     assert [status for _, status in finished] == [200, 200, 200]
     assert finished[-1][0] >= 1.45, finished  # three turns of 0.5 s
+
+
+def test_a_client_that_stalls_mid_body_does_not_hold_a_prediction_slot(model_server, sample_jpeg):
+    """MAX_IN_FLIGHT=1 and a client that sent half its body: other predictions go on."""
+    import socket
+
+    settings = Settings(tf_serving_host=model_server.target, max_in_flight=1)
+    with serve_gateway(settings, start_refresh=False) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+            stalled.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                b"Content-Length: 100000\r\n\r\n" + sample_jpeg[:1000]
+            )
+            for _ in range(3):
+                response = requests.post(
+                    base + "/predict", json={"image": base64.b64encode(sample_jpeg).decode()}, timeout=5
+                )
+                assert response.status_code == 200, response.text

@@ -54,8 +54,9 @@ def create_app(settings: Settings, start_refresh: bool = True) -> web.Applicatio
     configure_pillow(settings.max_image_pixels)
     metrics = GatewayMetrics()
     state = {"settings": settings, "metrics": metrics, "draining": False}
-    # Predictions past MAX_IN_FLIGHT wait here, their bodies unread (aiohttp stops reading a
-    # connection whose buffer is full), so bodies and images in memory stay bounded.
+    # Fetching, decoding and the model call for at most MAX_IN_FLIGHT requests at once; the rest
+    # wait here in arrival order with their request already read (each body is capped by
+    # MAX_REQUEST_BYTES and BODY_SECONDS, so a slow sender never holds a slot).
     slots = asyncio.Semaphore(settings.max_in_flight)
 
     @web.middleware
@@ -93,8 +94,12 @@ def create_app(settings: Settings, start_refresh: bool = True) -> web.Applicatio
             request_id_var.reset(token)
 
     async def predict(request: web.Request) -> web.Response:
+        image, url, top_k = await _read_input(request)
         async with slots:
-            image, top_k = await _read_input(request, state)
+            if url is not None:
+                with metrics.stage("fetch"):
+                    image = await state["fetcher"].fetch(url)
+                metrics.fetched_bytes.inc(len(image))
             scores, version = await state["classifier"].classify(image, top_k)
         # The body keeps the lesson's shape ({label: score}); the version that answered goes in a
         # header, so clients and rollouts can tell which model version served each request.
@@ -180,8 +185,9 @@ async def _answer(request: web.Request, handler, settings: Settings) -> tuple[we
     return response, None
 
 
-async def _read_input(request: web.Request, state: dict) -> tuple[bytes, int | None]:
-    """The image bytes and top_k from a JSON body, a multipart upload or a raw image body."""
+async def _read_input(request: web.Request) -> tuple[bytes | None, str | None, int | None]:
+    """The image bytes or its URL, and top_k, from a JSON body, a multipart upload or a raw
+    image body."""
     # Without a Content-Type aiohttp reports application/octet-stream; the API reads such a body
     # as JSON (as it always has), an octet-stream only when the client says so.
     content_type = request.content_type if "Content-Type" in request.headers else ""
@@ -198,9 +204,9 @@ async def _read_input(request: web.Request, state: dict) -> tuple[bytes, int | N
         if upload is None:
             raise bad_request("missing_image", "multipart body has no file part (use the field name 'file')")
         top_k = form.get("top_k")
-        return upload.file.read(), _parse_top_k(top_k if isinstance(top_k, str) else None)
+        return upload.file.read(), None, _parse_top_k(top_k if isinstance(top_k, str) else None)
     if content_type.startswith("image/") or content_type == "application/octet-stream":
-        return await _body(request.read()), _parse_top_k(request.query.get("top_k"))
+        return await _body(request.read()), None, _parse_top_k(request.query.get("top_k"))
 
     raw = await _body(request.read())
     try:
@@ -223,14 +229,10 @@ async def _read_input(request: web.Request, state: dict) -> tuple[bytes, int | N
     if has_url == has_image:
         raise bad_request("invalid_request", 'give exactly one of "url" or "image"')
     if has_image:
-        return _decode_base64(body["image"]), top_k
+        return _decode_base64(body["image"]), None, top_k
     if not isinstance(body["url"], str):
         raise bad_request("invalid_url", "url must be a string")
-    metrics = state["metrics"]
-    with metrics.stage("fetch"):
-        data = await state["fetcher"].fetch(body["url"])
-    metrics.fetched_bytes.inc(len(data))
-    return data, top_k
+    return None, body["url"], top_k
 
 
 async def _body(reading):

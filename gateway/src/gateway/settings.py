@@ -129,8 +129,8 @@ DOCS: dict[str, tuple[str, ...]] = {
     ),
     "MAX_IN_FLIGHT": (
         "max_in_flight",
-        "predictions handled at once (body, fetch, decode, model call); more wait in arrival order, "
-        "their bodies unread, which bounds the memory request bodies and images can take",
+        "predictions fetched, decoded and sent to the model at once; more wait in arrival order "
+        "(this bounds the images in memory and the work in progress)",
     ),
     "GRPC_TIMEOUT_SECONDS": ("grpc_timeout_seconds", "deadline of each Predict / GetModelMetadata call"),
     "METADATA_REFRESH_SECONDS": (
