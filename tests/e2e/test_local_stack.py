@@ -188,6 +188,10 @@ def test_ctrl_c_during_make_demo_leaves_nothing_behind(stack_env):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # A terminal's shell starts `make demo` with Ctrl-C at its default action; a test run
+        # launched as a background job (nohup, `&` in a script) inherits SIGINT ignored, which
+        # make and bash then keep ignoring (bash cannot even trap it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         # Interrupt once all three processes run (the stack is starting or answering).
