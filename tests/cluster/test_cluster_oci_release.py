@@ -81,13 +81,14 @@ def test_released_chart_installs_from_the_registry_with_images_the_kubelet_pulls
         c["image"] for p in pods for c in p["spec"].get("initContainers", []) + p["spec"]["containers"]
     }
     assert set(pinned.values()) <= running, running
-    # The kubelet pulled each one from the registry: a "Pulled" event that says it fetched the image,
-    # not "already present on machine".
+    # The kubelet pulled each one from the registry: a "Pulled" event that says it fetched the image.
+    # Only the first pod to need an image pulls it: a second replica on the node that starts after
+    # that pull finished reports it "already present on machine" (seen with the gateway's two
+    # replicas when its pull took 60 ms), so one fetch per image is what proves the registry served it.
     events = cluster.get("events", namespace=namespace)["items"]
     pulled = {e["message"] for e in events if e["reason"] == "Pulled"}
     for name, ref in pinned.items():
-        messages = [m for m in pulled if ref in m]
-        assert messages and all("Successfully pulled" in m for m in messages), (name, sorted(pulled))
+        assert any("Successfully pulled" in m and ref in m for m in pulled), (name, sorted(pulled))
 
     out = cluster.helm("test", RELEASE, "-n", namespace, "--timeout", "5m").stdout
     assert "Phase:          Succeeded" in out, out
