@@ -24,7 +24,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway import server
 from gateway.classifier import Classifier
-from gateway.errors import GatewayError, bad_request, error_response
+from gateway.errors import HTTP_STATUS_CODES, GatewayError, bad_request, error_response
 from gateway.fetch import ImageFetcher
 from gateway.imaging import configure_pillow
 from gateway.logs import request_id_var
@@ -36,14 +36,6 @@ log = logging.getLogger("gateway.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _MAX_TOP_K = 1000
 _UNLOGGED_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
-# aiohttp's HTTP errors mapped to our codes; the rest get a code derived from their reason.
-_HTTP_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "request_too_large",
-    415: "unsupported_media_type",
-}
 GATEWAY = web.AppKey("gateway", dict)
 
 
@@ -110,10 +102,10 @@ def create_app(settings: Settings, start_refresh: bool = True) -> web.Applicatio
 
     async def readyz(_request: web.Request) -> web.Response:
         if state["draining"]:
-            return error_response(503, "shutting_down", "the gateway is draining after SIGTERM")
+            raise GatewayError(503, "shutting_down", "the gateway is draining after SIGTERM")
         ready, detail = await state["readiness"].check()
         if not ready:
-            return error_response(503, "not_ready", detail)
+            raise GatewayError(503, "not_ready", detail)
         return web.json_response({"status": "ready", **detail})
 
     async def metrics_endpoint(_request: web.Request) -> web.Response:
@@ -166,7 +158,7 @@ async def _answer(request: web.Request, handler, settings: Settings) -> tuple[we
         return response, error.code
     except web.HTTPException as error:
         status = error.status
-        code = _HTTP_CODES.get(status, error.reason.lower().replace(" ", "_"))
+        code = HTTP_STATUS_CODES.get(status, error.reason.lower().replace(" ", "_"))
         message = error.reason
         headers = None
         if status == 413:
@@ -177,11 +169,6 @@ async def _answer(request: web.Request, handler, settings: Settings) -> tuple[we
     except Exception:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "internal error; see the gateway log"), "internal_error"
-    if response.status >= 400:  # an error a handler returned (/readyz): its code from the body
-        try:
-            return response, json.loads(response.body)["error"]["code"]
-        except (ValueError, KeyError, TypeError):
-            return response, "unknown"
     return response, None
 
 

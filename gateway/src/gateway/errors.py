@@ -80,5 +80,19 @@ def bad_request(code: str, message: str) -> GatewayError:
     return GatewayError(400, code, message)
 
 
+# The code of an error the HTTP layer answers by status alone (aiohttp's own 404/405/413, and the
+# protocol-level errors of server.py), not by a GatewayError.
+HTTP_STATUS_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    431: "request_headers_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+}
+
+
 def error_response(status: int, code: str, message: str, headers=None) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)

@@ -14,7 +14,7 @@ import logging
 
 from aiohttp import web, web_protocol, web_server
 
-from gateway.errors import error_response
+from gateway.errors import HTTP_STATUS_CODES, error_response
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.access")
@@ -30,14 +30,6 @@ KEEPALIVE_SECONDS = 75.0
 # 1 Mbit/s; behind an ingress, which buffers bodies, it never comes near.
 BODY_SECONDS = 120.0
 
-_CODES = {
-    400: "bad_request",
-    413: "request_too_large",
-    431: "request_headers_too_large",
-    500: "internal_error",
-    501: "not_implemented",
-}
-
 
 class _JsonErrorRequestHandler(web_protocol.RequestHandler):
     __slots__ = ()
@@ -45,7 +37,7 @@ class _JsonErrorRequestHandler(web_protocol.RequestHandler):
     def handle_error(self, request, status=500, exc=None, message=None):
         if request.writer.output_size > 0:  # part of a response went out: only closing is left
             raise ConnectionError("response already started, cannot send an error")
-        code = _CODES.get(status, "bad_request")
+        code = HTTP_STATUS_CODES.get(status, "bad_request")
         if status == 500:
             detail = "internal error; see the gateway log"
             log.error("error while handling a request", exc_info=exc)
