@@ -1,5 +1,5 @@
 """A raw HTTP/1.1 image server that keeps connections alive, for the fetcher's connection-pool
-tests (gateway/tests/test_gateway_fetch.py)."""
+tests (test_gateway_fetch_pool.py) and the request-head test of test_gateway_fetch.py."""
 
 from __future__ import annotations
 

@@ -1,58 +1,19 @@
 """URL fetching policy. Refusals of literal addresses happen before any connection, so most of
 these need no network; the ones that talk to a real loopback HTTP server are integration tests.
+The fetcher runs through loop_fetcher's synchronous adapter; its kept-alive connections are
+tested in test_gateway_fetch_pool.py."""
 
-The fetcher runs on an event loop in the gateway; here it runs on one loop in a thread, behind a
-synchronous adapter, so that the tests can fetch from several threads at once and time them."""
-
-import asyncio
 import ipaddress
 import threading
 import time
 
 import pytest
 from keep_alive_server import KeepAliveServer
+from loop_fetcher import ImageFetcher, loopback_fetcher
 
 from gateway import fetch
 from gateway.errors import GatewayError
 from gateway.settings import Settings
-
-_LOOP: asyncio.AbstractEventLoop | None = None
-
-
-def _loop() -> asyncio.AbstractEventLoop:
-    global _LOOP
-    if _LOOP is None:
-        _LOOP = asyncio.new_event_loop()
-        threading.Thread(target=_LOOP.run_forever, name="fetch-test-loop", daemon=True).start()
-    return _LOOP
-
-
-class ImageFetcher:
-    """fetch.ImageFetcher on the tests' loop, called synchronously."""
-
-    def __init__(self, settings):
-        self.inner = fetch.ImageFetcher(settings)
-        self.tls = self.inner.tls
-
-    def _run(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, _loop()).result()
-
-    def fetch(self, url):
-        return self._run(self.inner.fetch(url))
-
-    def idle_connections(self) -> int:
-        async def count():
-            return self.inner.idle_connections()
-
-        return self._run(count())
-
-    def close(self):
-        self._run(self.inner.close())
-
-
-def keep_alive_fetcher(server: KeepAliveServer, **overrides) -> ImageFetcher:
-    return ImageFetcher(server.settings(**overrides))
-
 
 REFUSED = [
     "http://127.0.0.1/x.jpg",
@@ -127,16 +88,6 @@ def test_allowed_networks_do_not_open_other_private_ranges():
 
 
 # ---- against a real loopback HTTP server --------------------------------------------------------
-def loopback_fetcher(image_server, **overrides) -> ImageFetcher:
-    settings = dict(
-        fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
-        fetch_allowed_ports=frozenset({image_server.port}),
-        fetch_timeout_seconds=1.5,
-    )
-    settings.update(overrides)
-    return ImageFetcher(Settings(**settings))
-
-
 @pytest.mark.integration
 def test_fetches_an_allowed_image(image_server, sample_jpeg):
     assert loopback_fetcher(image_server).fetch(image_server.url("/img/hat.jpg")) == sample_jpeg
@@ -219,121 +170,12 @@ def test_upstream_errors_are_bad_gateway(image_server):
     assert "404" in caught.value.message
 
 
-@pytest.fixture
-def keep_alive_server(sample_jpeg, request):
-    server = KeepAliveServer(sample_jpeg, **getattr(request, "param", {}))
-    yield server
-    server.close()
-
-
-@pytest.mark.integration
-def test_fetches_from_one_host_reuse_a_kept_alive_connection(keep_alive_server, sample_jpeg):
-    """A connection that ended a complete response is reused by the next fetch from that host
-    (no new TCP connection, resolve or TLS handshake per image)."""
-    fetcher = keep_alive_fetcher(keep_alive_server)
-    for _ in range(3):
-        assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
-    assert keep_alive_server.connections == 1
-    assert len(keep_alive_server.requests) == 3
-    assert not any(b"Connection: close" in head for head in keep_alive_server.requests)
-    assert fetcher.idle_connections() == 1
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("keep_alive_server", [{"close_silently": True}], indirect=True)
-def test_a_kept_alive_connection_the_server_closed_is_replaced_transparently(keep_alive_server, sample_jpeg):
-    fetcher = keep_alive_fetcher(keep_alive_server)
-    for _ in range(3):
-        assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
-        time.sleep(0.05)  # let the server's close arrive: the next fetch finds a dead connection
-    assert keep_alive_server.connections == 3
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("keep_alive_server", [{"answer_once": True}], indirect=True)
-def test_a_reused_connection_is_under_the_fetch_deadline(keep_alive_server, sample_jpeg):
-    fetcher = keep_alive_fetcher(keep_alive_server, fetch_timeout_seconds=1.0)
-    url = f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg"
-    assert fetcher.fetch(url) == sample_jpeg
-    start = time.monotonic()
-    with pytest.raises(GatewayError) as caught:
-        fetcher.fetch(url)  # the kept connection never answers again
-    assert caught.value.code == "fetch_timeout"
-    assert 0.9 < time.monotonic() - start < 2.0
-    assert keep_alive_server.connections == 1  # a timeout is not resent on a new connection
-    assert fetcher.idle_connections() == 0  # and the dead connection is not kept
-
-
-@pytest.mark.integration
-def test_idle_connections_expire(keep_alive_server, sample_jpeg, monkeypatch):
-    monkeypatch.setattr(fetch, "POOL_IDLE_SECONDS", 0.0)
-    fetcher = keep_alive_fetcher(keep_alive_server)
-    for _ in range(2):
-        assert fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg") == sample_jpeg
-    assert keep_alive_server.connections == 2
-
-
-@pytest.mark.integration
-def test_idle_connections_are_closed_on_time_without_another_fetch(
-    keep_alive_server, sample_jpeg, monkeypatch
-):
-    """An idle gateway does not keep sockets open to every host it once fetched from: the
-    reaper's sweep closes each pooled connection when its idle time ends, and a connection put
-    back later gets its own sweep."""
-    monkeypatch.setattr(fetch, "POOL_IDLE_SECONDS", 0.3)
-    fetcher = keep_alive_fetcher(keep_alive_server)
-    url = f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg"
-
-    def closed_within(seconds: float, count: int) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if keep_alive_server.closed_by_client == count and fetcher.idle_connections() == 0:
-                return True
-            time.sleep(0.02)
-        return False
-
-    for round_ in (1, 2):
-        start = time.monotonic()
-        assert fetcher.fetch(url) == sample_jpeg
-        assert fetcher.idle_connections() == 1
-        assert keep_alive_server.closed_by_client == round_ - 1  # kept open while fresh
-        assert closed_within(2.0, round_), (keep_alive_server.closed_by_client, fetcher.idle_connections())
-        assert time.monotonic() - start >= 0.3
-    assert keep_alive_server.connections == 2
-
-
-@pytest.mark.integration
-def test_connections_the_server_will_close_or_left_mid_response_are_not_kept(image_server):
-    """The test image server answers `Connection: close`; errors and redirects close theirs."""
-    fetcher = loopback_fetcher(image_server, fetch_max_bytes=1024 * 1024)
-    fetcher.fetch(image_server.url("/img/hat.jpg"))
-    for path in ("/status/404", "/redirect?to=/status/500", "/big"):
-        with pytest.raises(GatewayError):
-            fetcher.fetch(image_server.url(path))
-    assert fetcher.idle_connections() == 0
-
-
-@pytest.mark.integration
-def test_a_pooled_connection_does_not_carry_a_redirect_past_the_address_check(
-    keep_alive_server, image_server
-):
-    """A kept connection is keyed by scheme, host and port: a redirect to another port or host
-    is checked and connected on its own (here: to a port outside the allowlist)."""
-    fetcher = keep_alive_fetcher(keep_alive_server)
-    fetcher.fetch(f"http://127.0.0.1:{keep_alive_server.port}/hat.jpg")
-    assert fetcher.idle_connections() == 1
-    with pytest.raises(GatewayError) as caught:
-        fetcher.fetch(image_server.url(f"/redirect?to=http://127.0.0.1:{keep_alive_server.port}/x.jpg"))
-    assert caught.value.code == "url_forbidden"  # image_server's port is not allowed
-
-
 @pytest.mark.integration
 def test_deadlines_hold_for_concurrent_fetches_without_a_thread_per_fetch(image_server, sample_jpeg):
     """The event loop's timers serve every fetch's deadline: stalled fetches from several threads
     all end at their own deadline, a fast fetch beside them is not held up, and fetching starts
     no thread of its own."""
     import concurrent.futures
-    import threading
 
     fetcher = loopback_fetcher(image_server, fetch_timeout_seconds=1.0)
     fetcher.fetch(image_server.url("/img/hat.jpg"))  # the loop's thread exists from here on
@@ -370,7 +212,6 @@ class _TLSImageServer:
     def __init__(self, ca, body: bytes, names: tuple[str, ...]):
         import http.server
         import ssl
-        import threading
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
@@ -458,7 +299,6 @@ def test_a_slow_redirect_chain_ends_at_the_total_deadline():
     """Every hop of a redirect chain answers after 0.4 s, forever: the chain as a whole is cut at
     the fetch's total deadline (1 s), not at the redirect cap times the per-hop time."""
     import http.server
-    import threading
 
     class SlowRedirects(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
