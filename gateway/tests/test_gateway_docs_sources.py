@@ -112,3 +112,18 @@ def test_the_connection_limits_in_the_docs_are_the_servers():
     paragraph = text[text.index("**Connections.**") :].split("\n\n")[0]
     quoted = {float(n) for n in re.findall(r"(\d+) s\b", paragraph)}
     assert {server.KEEPALIVE_SECONDS, server.BODY_SECONDS} <= quoted, paragraph
+
+
+def test_the_memory_paragraph_quotes_the_body_budget_and_the_charts_memory_limit():
+    """docs/gateway.md's **Memory** paragraph argues from two numbers written elsewhere: the
+    default MAX_BUFFERED_BYTES and the chart's gateway memory limit (values.yaml)."""
+    import yaml
+
+    text = (ROOT / "docs" / "gateway.md").read_text()
+    paragraph = text[text.index("**Memory.**") :].split("\n\n")[0]
+    quoted = {int(n) for n in re.findall(r"(\d+) MiB", paragraph)}
+    limit = yaml.safe_load((ROOT / "values.yaml").read_text())["gateway"]["resources"]["limits"]["memory"]
+    assert limit.endswith("Mi"), limit
+    assert {Settings().max_buffered_bytes // 2**20, int(limit[:-2])} <= quoted, paragraph
+    # Room for one base64 body being decoded (~3x) beside the others: the claim the docs make.
+    assert Settings().max_buffered_bytes * 3 < int(limit[:-2]) * 2**20

@@ -56,6 +56,7 @@ def test_environment_maps_every_gateway_setting():
             "gateway.config.fetchMaxBytes": 20971520,
             "gateway.config.threads": 16,
             "gateway.config.maxInFlight": 40,
+            "gateway.config.maxBufferedBytes": 33554432,
             "gateway.config.modelServerTarget": "tfs.example:8500",
         },
     )
@@ -65,6 +66,7 @@ def test_environment_maps_every_gateway_setting():
     assert env["FETCH_MAX_BYTES"] == "20971520"
     assert env["THREADS"] == "16"
     assert env["MAX_IN_FLIGHT"] == "40"
+    assert env["MAX_BUFFERED_BYTES"] == "33554432"
     assert env["TF_SERVING_HOST"] == "tfs.example:8500"
     assert set(env) >= {
         "GRPC_TIMEOUT_SECONDS",
@@ -125,6 +127,18 @@ def test_shutdown_grace_may_use_all_of_the_termination_grace_after_prestop():
     # 25 = 30 (terminationGracePeriodSeconds) - 5 (preStopSleepSeconds): the edge is allowed.
     env = find(render(sets={"gateway.config.shutdownGraceSeconds": 25}), "ConfigMap", GATEWAY)["data"]
     assert env["SHUTDOWN_GRACE_SECONDS"] == "25"
+
+
+def test_a_body_budget_below_the_largest_body_fails_at_render_time_and_the_edge_is_allowed():
+    """The gateway would exit at start (SettingsError) with such values: the chart says so first."""
+    stderr = render_error("--set", "gateway.config.maxBufferedBytes=1048576")
+    assert (
+        "gateway.config.maxBufferedBytes (1048576) must be at least gateway.config.maxRequestBytes (16777216)"
+        in stderr
+    ), stderr
+    env = find(render(sets={"gateway.config.maxBufferedBytes": 16777216}), "ConfigMap", GATEWAY)["data"]
+    settings = Settings.from_env(env)
+    assert settings.max_buffered_bytes == settings.max_request_bytes == 16777216
 
 
 def test_container_reads_its_environment_and_rolls_when_it_changes(deployment):

@@ -226,3 +226,67 @@ def test_model_server_frozen_then_thawed(model_server, image_server, start_gatew
             f"a prediction took {seconds:.2f} s with a {GRPC_TIMEOUT} s deadline"
         )
     assert recovered_after is not None and recovered_after < 2.0, recovered_after
+
+
+def _memory_kib(pid: int, field: str) -> int:
+    """VmRSS (resident now) or VmHWM (the peak since start) of a process, in KiB."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for pid {pid}")
+
+
+UPLOADS = 48
+UPLOAD_BYTES = 16 * 1024 * 1024  # the default MAX_REQUEST_BYTES
+BODY_BUDGET = 64 * 1024 * 1024  # the default MAX_BUFFERED_BYTES
+
+
+def test_a_flood_of_large_uploads_stays_within_the_body_budget(
+    model_server, image_server, start_gateway, record
+):
+    """48 clients upload a 16 MiB image body each at the same moment (768 MiB together, past the
+    chart's 512 MiB memory limit) to a gateway with the default limits: each is answered 200, or
+    503 `server_busy` with Retry-After at once without its body being kept, and the gateway's
+    peak resident memory grows by a small multiple of MAX_BUFFERED_BYTES, not by the sum."""
+    gateway = start_gateway(
+        gateway_env(
+            model_server.target,
+            image_server.port,
+            MAX_REQUEST_BYTES=str(UPLOAD_BYTES),
+            MAX_BUFFERED_BYTES=str(BODY_BUDGET),
+        )
+    )
+    gateway.wait_ready()
+    jpeg = small_jpeg()
+    body = jpeg + b"\0" * (UPLOAD_BYTES - len(jpeg))  # a valid JPEG: bytes after its end are ignored
+    headers = {"Content-Type": "image/jpeg"}
+    assert requests.post(gateway.base + "/predict", data=body, headers=headers, timeout=60).status_code == 200
+    before = _memory_kib(gateway.pid, "VmRSS")
+    start = threading.Barrier(UPLOADS)
+
+    def upload():
+        start.wait()
+        response = requests.post(gateway.base + "/predict", data=body, headers=headers, timeout=60)
+        return response.status_code, response.headers.get("Retry-After"), response.json()
+
+    with ThreadPoolExecutor(UPLOADS) as pool:
+        answers = list(pool.map(lambda _: upload(), range(UPLOADS)))
+    growth_mib = (_memory_kib(gateway.pid, "VmHWM") - before) / 1024
+    served = [a for a in answers if a[0] == 200]
+    refused = [a for a in answers if a[0] == 503]
+    record(
+        uploads=UPLOADS,
+        upload_mib=UPLOAD_BYTES // 2**20,
+        budget_mib=BODY_BUDGET // 2**20,
+        served=len(served),
+        refused_server_busy=len(refused),
+        peak_rss_growth_mib=round(growth_mib),
+    )
+    assert len(served) + len(refused) == UPLOADS, [a for a in answers if a[0] not in (200, 503)][:3]
+    assert all(a[1] == "1" and a[2]["error"]["code"] == "server_busy" for a in refused), refused[:3]
+    assert len(served) >= BODY_BUDGET // UPLOAD_BYTES and refused, (len(served), len(refused))
+    # A 16 MiB body is held about twice while being read (aiohttp's buffer and the bytes made
+    # from it): a few budgets' worth at most, where 48 bodies at once would be 1.5 GiB and more.
+    assert growth_mib < 4 * BODY_BUDGET / 2**20, growth_mib
+    assert gateway.process.poll() is None
+    assert "Traceback" not in gateway.log_text(), gateway.log_text()[-3000:]

@@ -27,6 +27,13 @@
 {{- end }}
 {{- end }}
 
+{{- define "gateway.checkBufferedBytes" -}}
+{{- $config := .Values.config }}
+{{- if lt (int64 $config.maxBufferedBytes) (int64 $config.maxRequestBytes) }}
+{{- fail (printf "gateway.config.maxBufferedBytes (%d) must be at least gateway.config.maxRequestBytes (%d): a request body of the largest allowed size could never be read, and the gateway would refuse to start. Raise maxBufferedBytes or lower maxRequestBytes." (int64 $config.maxBufferedBytes) (int64 $config.maxRequestBytes)) }}
+{{- end }}
+{{- end }}
+
 {{- define "gateway.wiringConfigMap" -}}
 {{- include "common.gatewayWiringConfigMap" (dict "component" (include "common.component.gateway" .) "values" .Values "context" .) }}
 {{- end }}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import re
@@ -50,6 +51,7 @@ def create_app(settings: Settings, start_refresh: bool = True) -> web.Applicatio
     # wait here in arrival order with their request already read (each body is capped by
     # MAX_REQUEST_BYTES and BODY_SECONDS, so a slow sender never holds a slot).
     slots = asyncio.Semaphore(settings.max_in_flight)
+    bodies = _BodyBudget(settings)
 
     @web.middleware
     async def observe(request: web.Request, handler):
@@ -86,13 +88,14 @@ def create_app(settings: Settings, start_refresh: bool = True) -> web.Applicatio
             request_id_var.reset(token)
 
     async def predict(request: web.Request) -> web.Response:
-        image, url, top_k = await _read_input(request)
-        async with slots:
-            if url is not None:
-                with metrics.stage("fetch"):
-                    image = await state["fetcher"].fetch(url)
-                metrics.fetched_bytes.inc(len(image))
-            scores, version = await state["classifier"].classify(image, top_k)
+        with bodies.hold(request):
+            image, url, top_k = await _read_input(request)
+            async with slots:
+                if url is not None:
+                    with metrics.stage("fetch"):
+                        image = await state["fetcher"].fetch(url)
+                    metrics.fetched_bytes.inc(len(image))
+                scores, version = await state["classifier"].classify(image, top_k)
         # The body keeps the lesson's shape ({label: score}); the version that answered goes in a
         # header, so clients and rollouts can tell which model version served each request.
         return web.json_response(scores, headers={"X-Model-Version": str(version)})
@@ -152,7 +155,7 @@ async def _answer(request: web.Request, handler, settings: Settings) -> tuple[we
     try:
         response = await handler(request)
     except GatewayError as error:
-        response = error_response(error.status, error.code, error.message)
+        response = error_response(error.status, error.code, error.message, error.headers)
         if error.status == 408:  # the rest of the body may still come: not a request boundary
             response.force_close()
         return response, error.code
@@ -223,7 +226,8 @@ async def _read_input(request: web.Request) -> tuple[bytes | None, str | None, i
 
 
 async def _body(reading):
-    """Await the request body's `reading`, for at most server.BODY_SECONDS."""
+    """Await the request body's `reading`, for at most server.BODY_SECONDS. A client that hangs
+    up mid-body is answered (to no one) 400 and logged as such, not as a 500 with a traceback."""
     try:
         async with asyncio.timeout(server.BODY_SECONDS):
             return await reading
@@ -232,6 +236,10 @@ async def _body(reading):
             408,
             "request_timeout",
             f"the request body was not complete {server.BODY_SECONDS:g} s after its headers",
+        ) from None
+    except ConnectionError:  # the client hung up mid-body: a client error, not a gateway bug
+        raise bad_request(
+            "bad_request", "the connection closed before the request body was complete"
         ) from None
 
 
@@ -256,6 +264,37 @@ def _parse_top_k(value) -> int | None:
     if not isinstance(value, int) or not 1 <= value <= _MAX_TOP_K:
         raise bad_request("invalid_top_k", f"top_k must be an integer from 1 to {_MAX_TOP_K}")
     return value
+
+
+class _BodyBudget:
+    """MAX_BUFFERED_BYTES: the request bodies held in memory at once, from the moment a
+    prediction starts reading its body until it is answered. Each counts as its Content-Length
+    (MAX_REQUEST_BYTES when chunked), reserved before a byte is read, so concurrent uploads cannot
+    add up past the pod's memory; one that does not fit is refused at once rather than queued
+    (its body unread), and small JSON requests keep fitting beside the big ones."""
+
+    def __init__(self, settings: Settings):
+        self.limit = settings.max_buffered_bytes
+        self.most = settings.max_request_bytes
+        self.held = 0
+
+    @contextlib.contextmanager
+    def hold(self, request: web.Request):
+        size = request.content_length
+        size = self.most if size is None else min(size, self.most)
+        if self.held + size > self.limit:
+            raise GatewayError(
+                503,
+                "server_busy",
+                f"request bodies of {self.held} bytes are being processed; with this one's {size} "
+                f"that passes MAX_BUFFERED_BYTES={self.limit}: retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        self.held += size
+        try:
+            yield
+        finally:
+            self.held -= size
 
 
 class _Readiness:

@@ -59,6 +59,10 @@ ERRORS: dict[str, tuple[int, str]] = {
     "model_not_found": (503, "gRPC NOT_FOUND: wrong `MODEL_NAME`, or the model is not loaded"),
     "model_overloaded": (503, "gRPC RESOURCE_EXHAUSTED"),
     "model_signature_unusable": (503, "a signature the gateway cannot feed"),
+    "server_busy": (
+        503,
+        "the request bodies being held would pass `MAX_BUFFERED_BYTES` with this one (`Retry-After: 1`)",
+    ),
     "not_ready": (503, "`/readyz`: the model server does not answer GetModelMetadata"),
     "shutting_down": (503, "`/readyz` while draining after SIGTERM"),
     "fetch_timeout": (504, "the download passed `FETCH_TIMEOUT_SECONDS`"),
@@ -69,11 +73,12 @@ ERRORS: dict[str, tuple[int, str]] = {
 class GatewayError(Exception):
     """An answer to the client: HTTP status, a stable machine-readable code, a human message."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def bad_request(code: str, message: str) -> GatewayError:

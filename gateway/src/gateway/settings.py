@@ -46,10 +46,18 @@ class Settings:
     fetch_max_redirects: int = 3
     max_image_pixels: int = 50_000_000
     max_request_bytes: int = 16 * 1024 * 1024
+    max_buffered_bytes: int = 64 * 1024 * 1024
     log_level: str = "INFO"
     url_prefix: str = ""  # e.g. "/clothes": the API also answers under it (an Ingress path)
     shutdown_grace_seconds: float = 20.0
     shutdown_delay_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.max_buffered_bytes < self.max_request_bytes:
+            raise SettingsError(
+                f"MAX_BUFFERED_BYTES={self.max_buffered_bytes} is below MAX_REQUEST_BYTES="
+                f"{self.max_request_bytes}: a body of the largest allowed size could never be read"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +90,7 @@ class Settings:
             fetch_max_redirects=reader.integer("FETCH_MAX_REDIRECTS", cls.fetch_max_redirects, 0, 20),
             max_image_pixels=reader.integer("MAX_IMAGE_PIXELS", cls.max_image_pixels, 1, 2**31),
             max_request_bytes=reader.integer("MAX_REQUEST_BYTES", cls.max_request_bytes, 1024, 2**31),
+            max_buffered_bytes=reader.integer("MAX_BUFFERED_BYTES", cls.max_buffered_bytes, 1024, 2**40),
             log_level=reader.choice("LOG_LEVEL", cls.log_level, LOG_LEVELS, upper=True),
             url_prefix=reader.url_prefix("URL_PREFIX"),
             shutdown_grace_seconds=reader.number(
@@ -149,6 +158,12 @@ DOCS: dict[str, tuple[str, ...]] = {
     "FETCH_MAX_REDIRECTS": ("fetch_max_redirects", "redirects followed (0: a redirect is an error)"),
     "MAX_IMAGE_PIXELS": ("max_image_pixels", "largest image (width × height) that is decoded"),
     "MAX_REQUEST_BYTES": ("max_request_bytes", "largest request body (base64 and uploads)"),
+    "MAX_BUFFERED_BYTES": (
+        "max_buffered_bytes",
+        "request bodies held in memory at once, counted by their Content-Length (`MAX_REQUEST_BYTES` "
+        "when chunked); a prediction whose body does not fit is answered 503 `server_busy` with "
+        "`Retry-After`. At least `MAX_REQUEST_BYTES`",
+    ),
     "LOG_LEVEL": ("log_level", "`DEBUG`, `INFO`, `WARNING` or `ERROR`"),
     "URL_PREFIX": (
         "url_prefix",
