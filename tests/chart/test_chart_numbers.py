@@ -61,6 +61,7 @@ gateway:
     fetchMaxBytes: 2000000000
     maxImagePixels: 2000000000
     maxRequestBytes: 2000000000
+    maxBufferedBytes: 8000000000
     shutdownGraceSeconds: 2000000
     grpcTimeoutSeconds: 1000000
 modelServer:
