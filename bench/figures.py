@@ -36,3 +36,18 @@ def web_stack_floor(result: dict) -> dict:
         "web_ms": web,
         "ratio": cpu_per_request(result["throughput"], "dataset", OURS) / (decode + web),
     }
+
+
+def call_floor(result: dict) -> dict:
+    """web_stack_floor plus the two calls a URL prediction cannot skip, each in the library the
+    gateway makes it with and nothing else (bench/call_floor.py): fetching the image (aiohttp)
+    and the Predict call (grpc.aio). Ours over their sum is what the gateway's own code costs."""
+    floor = web_stack_floor(result)
+    calls = result["call_floor"]
+    total = floor["decode_ms"] + floor["web_ms"] + calls["fetch_ms"] + calls["grpc_ms"]
+    return {
+        **floor,
+        "fetch_ms": calls["fetch_ms"],
+        "grpc_ms": calls["grpc_ms"],
+        "ratio": cpu_per_request(result["throughput"], "dataset", OURS) / total,
+    }

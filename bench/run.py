@@ -4,8 +4,10 @@ stop everything. Returns a plain dict that bench/report.py turns into results.md
 from __future__ import annotations
 
 import contextlib
+import json
 import pathlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +39,7 @@ class Config:
     prep_reps: int = 7
     prep_iterations: dict[str, int] = field(default_factory=lambda: {"dataset": 40, "phone": 5})
     bytes_requests: int = 10
+    call_floor_calls: int = 500  # fetches and gRPC calls per repetition (bench/call_floor.py)
     spread_connections: int = 8
 
 
@@ -133,8 +136,10 @@ def run(config: Config) -> dict:
 
         runs = {case: {name: {c: [] for c in config.concurrencies} for name in GATEWAYS} for case in cases}
         floor_runs = {c: [] for c in config.concurrencies}
+        call_floors = []
         spread_counts = {name: [0, 0] for name in spread_gateways}
         for rep in range(config.reps):
+            call_floors.append(_call_floor(backend_uint8.address, urls["dataset"], config.call_floor_calls))
             for case in cases:
                 for c in config.concurrencies:
                     if case == "dataset":
@@ -177,6 +182,9 @@ def run(config: Config) -> dict:
             str(c): {key: statistics.median(r[key] for r in measured) for key in ("rps", "cpu_ms")}
             for c, measured in floor_runs.items()
         }
+        result["call_floor"] = {
+            key: statistics.median(m[key] for m in call_floors) for key in ("fetch_ms", "grpc_ms")
+        }
         result["spread"] = {
             name: {"counts": counts, "ratio": (max(counts) / min(counts)) if min(counts) else None}
             for name, counts in spread_counts.items()
@@ -194,6 +202,22 @@ def _floor_run(server: servers.Server, script: pathlib.Path, connections: int, s
         raise RuntimeError(f"the web floor answered {measured['errors']} errors")
     measured["cpu_ms"] = (server.cpu_seconds() - before) * 1000 / max(measured["requests"], 1)
     log(f"{WEB_FLOOR} c={connections}: {measured['rps']:.1f} req/s CPU {measured['cpu_ms']:.2f} ms/req")
+    return measured
+
+
+def _call_floor(target: str, url: str, calls: int) -> dict:
+    """CPU ms of one image fetch and one gRPC Predict in the gateway's libraries alone."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.call_floor", target, url, str(calls)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    measured = json.loads(out.strip().splitlines()[-1])
+    log(
+        f"call floor: image fetch {measured['fetch_ms']:.3f} ms, gRPC Predict {measured['grpc_ms']:.3f} ms CPU"
+    )
     return measured
 
 
