@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import signal
 import socket
 import threading
@@ -10,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from PIL import Image
 from reliability_images import small_jpeg
 from reliability_processes import MODEL_NAME, ModelServerProcess, gateway_env
 
@@ -290,3 +292,43 @@ def test_a_flood_of_large_uploads_stays_within_the_body_budget(
     assert growth_mib < 4 * BODY_BUDGET / 2**20, growth_mib
     assert gateway.process.poll() is None
     assert "Traceback" not in gateway.log_text(), gateway.log_text()[-3000:]
+
+
+def test_a_flood_of_huge_images_decodes_one_images_worth_at_a_time(
+    model_server, image_server, start_gateway, record
+):
+    """16 clients send the same 7000x7000 PNG at once (160 KB each, ~190 MB once decoded, under
+    the default 50-megapixel MAX_IMAGE_PIXELS): all are answered 200, and the gateway's peak
+    memory grows by about one decoded image over what the first one alone took — not by one per
+    decode thread (8 by default), which before took 160 KB requests to 2 GB of memory."""
+    gateway = start_gateway(gateway_env(model_server.target, image_server.port))
+    gateway.wait_ready()
+    out = io.BytesIO()
+    Image.new("RGB", (7000, 7000), (200, 30, 40)).save(out, "PNG")
+    png = out.getvalue()
+    headers = {"Content-Type": "image/png"}
+    before = _memory_kib(gateway.pid, "VmRSS")
+    assert requests.post(gateway.base + "/predict", data=png, headers=headers, timeout=60).status_code == 200
+    one_mib = (_memory_kib(gateway.pid, "VmHWM") - before) / 1024
+    start = threading.Barrier(16)
+
+    def send():
+        start.wait()
+        return requests.post(gateway.base + "/predict", data=png, headers=headers, timeout=120).status_code
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda _: send(), range(16)))
+    seconds = time.monotonic() - started
+    flood_mib = (_memory_kib(gateway.pid, "VmHWM") - before) / 1024
+    record(
+        png_kb=len(png) // 1024,
+        requests=16,
+        seconds=round(seconds, 1),
+        one_image_rss_growth_mib=round(one_mib),
+        flood_rss_growth_mib=round(flood_mib),
+    )
+    assert statuses == [200] * 16, statuses
+    assert one_mib > 100, one_mib  # the decode is as big as claimed: what the test is about
+    assert flood_mib < 1.5 * one_mib, (one_mib, flood_mib)
+    assert gateway.process.poll() is None

@@ -8,6 +8,12 @@ bigger mmapped block, which a gateway that decodes photos at reduced scale (JPEG
 does. bench/ measured the dataset-JPEG path at ~8 ms of gateway CPU per request with the default
 and ~5.5 ms with these settings, for ~30 MB more RSS. On other C libraries (musl, macOS) this
 does nothing.
+
+The threshold stays at 4 MiB, above every per-request buffer of a photo (a phone photo is
+decoded at 1/8 scale) and below the 16 MiB blocks Pillow keeps the pixels of a big image in:
+those come from mmap and go back to the system when freed. In the heap, each decode thread's
+malloc arena kept the blocks of the biggest image it had decoded (a 7000x7000 PNG: ~190 MB,
+times THREADS); tests/reliability/test_faults.py measures it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import ctypes
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 16 * 1024 * 1024
+MMAP_THRESHOLD = 4 * 1024 * 1024
 # With a fixed mmap threshold glibc stops adapting the trim threshold too; keep freed heap
 # memory around instead of returning (and re-faulting) it after every request.
 TRIM_THRESHOLD = 64 * 1024 * 1024

@@ -8,7 +8,9 @@ Scores are what the model outputs (logits for the demo model, like the lesson) u
 
 Small images (up to _INLINE_PIXELS, by their header) are decoded on the event loop (~1 ms for the
 dataset's 400x533 JPEG: a hand-off to a thread would cost more than it saves); bigger ones in a
-pool of THREADS threads, so a 12-megapixel photo never stalls the other requests.
+pool of THREADS threads, so a 12-megapixel photo never stalls the other requests. Those hold at
+most MAX_IMAGE_PIXELS decoded pixels at once (imaging.PixelBudget): memory, not THREADS, bounds
+how many huge images decode together.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from gateway.errors import GatewayError
-from gateway.imaging import decode_resized, sniff_format, to_model_input
+from gateway.imaging import PixelBudget, decode_resized, sniff_format, to_model_input
 from gateway.metrics import GatewayMetrics
 from gateway.model_client import ModelClient, ModelSignature
 from gateway.settings import Settings
@@ -35,6 +37,8 @@ class Classifier:
         self.model = model
         self.metrics = metrics
         self.pool = concurrent.futures.ThreadPoolExecutor(settings.threads, thread_name_prefix="decode")
+        # Images decoded in the pool hold at most one largest allowed image's pixels at once.
+        self.pixels = PixelBudget(settings.max_image_pixels)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -65,12 +69,16 @@ class Classifier:
                 batch = self._preprocess(image, signature)
             else:
                 loop = asyncio.get_running_loop()
-                batch = await loop.run_in_executor(self.pool, self._preprocess, image, signature)
+                batch = await loop.run_in_executor(self.pool, self._preprocess, image, signature, self.pixels)
         with self.metrics.stage("model"):
             return await self.model.predict(signature, batch)
 
-    def _preprocess(self, image: bytes, signature: ModelSignature) -> np.ndarray:
-        rgb = decode_resized(image, signature.width, signature.height, self.settings.max_image_pixels)
+    def _preprocess(
+        self, image: bytes, signature: ModelSignature, budget: PixelBudget | None = None
+    ) -> np.ndarray:
+        """On the loop (small images) without a budget: the loop decodes one image at a time and
+        must never wait for the pool's decodes."""
+        rgb = decode_resized(image, signature.width, signature.height, self.settings.max_image_pixels, budget)
         return to_model_input(rgb, signature.input_dtype, self.settings.preprocessing)
 
     def _labels(self, count: int, model_labels: list[str] | None) -> list[str]:

@@ -17,7 +17,9 @@ global guard is set to the same limit as a backstop.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 import warnings
 
 import numpy as np
@@ -98,28 +100,38 @@ def _ftyp_brands(data: bytes) -> set[bytes]:
     return {data[8:12]} | {data[i : i + 4] for i in range(16, size - 3, 4)}
 
 
-def decode_resized(data: bytes, width: int, height: int, max_pixels: int) -> np.ndarray:
-    """Decode `data` and return an RGB uint8 array of shape (height, width, 3)."""
+def decode_resized(
+    data: bytes, width: int, height: int, max_pixels: int, budget: PixelBudget | None = None
+) -> np.ndarray:
+    """Decode `data` and return an RGB uint8 array of shape (height, width, 3). With a `budget`,
+    the decode first waits until the pixels it is about to decode fit in it."""
     fmt = sniff_format(data)
     try:
         image = Image.open(io.BytesIO(data), formats=[fmt])
         pixels = image.width * image.height
         if pixels > max_pixels:
             raise _too_many_pixels(image.width, image.height, max_pixels)
-        upright = _UPRIGHT.get(_orientation(image))
-        if fmt == "JPEG":
-            # The target in the stored orientation: a sideways photo is decoded at the same scale
-            # as the same photo stored upright.
-            image.draft("RGB", (height, width) if upright in _SWAPS else (width, height))
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        if upright is not None:
-            image = image.transpose(upright)
-        if image.size != (width, height):
-            image = image.resize((width, height), Image.NEAREST)
-        else:
-            image.load()
-        return np.asarray(image, dtype=np.uint8)
+        with contextlib.ExitStack() as held:
+            if budget and fmt != "JPEG":
+                # Before the EXIF read: PNG's may sit after the pixels, and Pillow decodes them all
+                # to reach it.
+                held.enter_context(budget.hold(pixels))
+            upright = _UPRIGHT.get(_orientation(image))
+            if fmt == "JPEG":
+                # The target in the stored orientation: a sideways photo is decoded at the same
+                # scale as the same photo stored upright.
+                image.draft("RGB", (height, width) if upright in _SWAPS else (width, height))
+                if budget:  # what libjpeg will really produce: a phone photo's 1/8 scale
+                    held.enter_context(budget.hold(image.width * image.height))
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+            if upright is not None:
+                image = image.transpose(upright)
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.NEAREST)
+            else:
+                image.load()
+            return np.asarray(image, dtype=np.uint8)
     except GatewayError:
         raise
     except Image.DecompressionBombError:
@@ -135,6 +147,42 @@ _SWAPS = {
     Image.Transpose.TRANSVERSE,
     Image.Transpose.ROTATE_90,
 }
+
+
+class PixelBudget:
+    """Pixels being decoded at once, across threads, granted in arrival order.
+
+    Decoding holds the whole image in memory (about 4 bytes a pixel for RGB, 7 for RGBA
+    converted to RGB): a 7000x7000 PNG of 160 KB takes ~190 MB, so THREADS of them at once would
+    take a pod far past its memory limit. A decode holds its pixel count from before the first
+    pixel is decoded until the resized array exists; one that does not fit waits, and so does
+    everyone behind it (no large image starves behind a stream of small ones). A count above the
+    limit is held as the whole limit: it decodes alone.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.held = 0
+        self._ready = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int):
+        pixels = min(pixels, self.limit)
+        with self._ready:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._ready.wait_for(lambda: self._serving == ticket and self.held + pixels <= self.limit)
+            self.held += pixels
+            self._serving += 1
+            self._ready.notify_all()
+        try:
+            yield
+        finally:
+            with self._ready:
+                self.held -= pixels
+                self._ready.notify_all()
 
 
 def _orientation(image: Image.Image) -> int:

@@ -134,7 +134,8 @@ DOCS: dict[str, tuple[str, ...]] = {
     "LISTEN_HOST": ("listen_host", "bind address"),
     "THREADS": (
         "threads",
-        "threads that decode images over 1 megapixel; requests are served on one event loop, and smaller images are decoded on it",
+        "threads that decode images over 1 megapixel, holding at most `MAX_IMAGE_PIXELS` decoded pixels "
+        "together (more wait in arrival order); requests are served on one event loop, and smaller images are decoded on it",
     ),
     "MAX_IN_FLIGHT": (
         "max_in_flight",
@@ -156,7 +157,10 @@ DOCS: dict[str, tuple[str, ...]] = {
     "FETCH_CONNECT_TIMEOUT_SECONDS": ("fetch_connect_timeout_seconds", "TCP connect timeout per address"),
     "FETCH_MAX_BYTES": ("fetch_max_bytes", "largest download"),
     "FETCH_MAX_REDIRECTS": ("fetch_max_redirects", "redirects followed (0: a redirect is an error)"),
-    "MAX_IMAGE_PIXELS": ("max_image_pixels", "largest image (width × height) that is decoded"),
+    "MAX_IMAGE_PIXELS": (
+        "max_image_pixels",
+        "largest image (width × height) that is decoded, and the most pixels the `THREADS` decode at once",
+    ),
     "MAX_REQUEST_BYTES": ("max_request_bytes", "largest request body (base64 and uploads)"),
     "MAX_BUFFERED_BYTES": (
         "max_buffered_bytes",
