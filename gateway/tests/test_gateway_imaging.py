@@ -121,3 +121,70 @@ def test_uint8_models_get_raw_pixels_whatever_the_family():
         out = to_model_input(rgb, "uint8", family)
         assert out.dtype == np.uint8
         np.testing.assert_array_equal(out[0], rgb)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode"),
+    [
+        ("PNG", "1"),
+        ("PNG", "L"),
+        ("PNG", "LA"),
+        ("PNG", "P"),
+        ("PNG", "RGBA"),
+        ("PNG", "I;16"),
+        ("JPEG", "L"),
+        ("JPEG", "CMYK"),
+        ("GIF", "P"),
+        ("BMP", "P"),
+        ("WEBP", "RGBA"),
+    ],
+)
+@pytest.mark.parametrize("size", [(40, 30), (299, 299)])
+def test_every_decoded_mode_gives_the_pixels_of_converting_first(fmt, mode, size):
+    """decode_resized converts to RGB after the NEAREST resize (so a big palette or RGBA image is
+    never held twice at full size); the pixels are those of Keras' order, convert then resize."""
+    noise = np.random.default_rng(7).integers(0, 256, (97, 131, 4), dtype=np.uint8)
+    image = Image.fromarray(noise[..., :3], "RGB")
+    image = image.convert("L").convert("I;16") if mode == "I;16" else image.convert(mode)
+    if mode in ("LA", "RGBA"):
+        image.putalpha(Image.fromarray(noise[..., 3], "L"))  # an alpha the encoders keep
+    data = encode(image, fmt)
+    with Image.open(io.BytesIO(data)) as decoded:
+        assert decoded.mode != "RGB"  # the case under test: a conversion is needed
+        if fmt == "JPEG":
+            decoded.draft("RGB", size)  # the same DCT scale as the gateway's
+        expected = np.asarray(decoded.convert("RGB").resize(size, Image.NEAREST))
+    assert np.array_equal(decode_resized(data, *size, max_pixels=10**6), expected)
+
+
+_PEAK_SCRIPT = """
+import pathlib, sys
+from gateway.imaging import decode_resized
+def kib(field):  # VmHWM: this process's peak (ru_maxrss would carry the forking parent's over exec)
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field))
+data = pathlib.Path(sys.argv[1]).read_bytes()
+before = kib("VmRSS:")
+decode_resized(data, 299, 299, 10**8)
+print((kib("VmHWM:") - before) // 1024)
+"""
+
+
+def test_a_big_rgba_png_is_held_once_at_full_size(tmp_path):
+    """25 megapixels of RGBA are 100 MB in Pillow; converting before resizing held a second
+    full-size copy (RGB is 4 bytes a pixel in Pillow too): ~200 MB."""
+    import subprocess
+    import sys
+
+    png = tmp_path / "big.png"
+    Image.new("RGBA", (5000, 5000), (200, 30, 40, 128)).save(png)
+    # A process of its own, whose peak memory is this decode's.
+    peak_mib = int(
+        subprocess.run(
+            [sys.executable, "-c", _PEAK_SCRIPT, str(png)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    )
+    assert 90 <= peak_mib < 150, peak_mib

@@ -1,9 +1,10 @@
 """Image bytes -> the model's input array: sniff, decode (JPEG at reduced scale), resize, scale.
 
-Resize matches training: RGB conversion then PIL NEAREST to the model's (W, H), which is what
-Keras `load_img` and keras-image-helper do. For JPEG, `Image.draft` first lets libjpeg decode at
-1/2, 1/4 or 1/8 scale (DCT scaling) while staying at least the target size, so a 12-megapixel
-phone photo is never decoded at full size.
+Resize matches training: RGB conversion and PIL NEAREST to the model's (W, H), which is what
+Keras `load_img` and keras-image-helper do (they convert first; NEAREST and a per-pixel
+conversion give the same pixels in either order, and converting the small image saves memory).
+For JPEG, `Image.draft` first lets libjpeg decode at 1/2, 1/4 or 1/8 scale (DCT scaling) while
+staying at least the target size, so a 12-megapixel phone photo is never decoded at full size.
 
 Phone photos: most store the sensor's pixels sideways with an EXIF Orientation tag. The tag is
 read from the header, the JPEG draft is asked for the target size in the stored orientation, and
@@ -123,14 +124,17 @@ def decode_resized(
                 image.draft("RGB", (height, width) if upright in _SWAPS else (width, height))
                 if budget:  # what libjpeg will really produce: a phone photo's 1/8 scale
                     held.enter_context(budget.hold(image.width * image.height))
-            if image.mode != "RGB":
-                image = image.convert("RGB")
             if upright is not None:
                 image = image.transpose(upright)
             if image.size != (width, height):
                 image = image.resize((width, height), Image.NEAREST)
             else:
                 image.load()
+            # Converted last, at the model's size: NEAREST picks pixels and conversion maps each
+            # pixel alone, so the result is the same in either order (gateway/tests check every
+            # mode), but a 50-megapixel palette or RGBA PNG is never held twice at full size.
+            if image.mode != "RGB":
+                image = image.convert("RGB")
             return np.asarray(image, dtype=np.uint8)
     except GatewayError:
         raise
