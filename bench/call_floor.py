@@ -21,6 +21,7 @@ import grpc
 from tensorflow_serving.apis import predict_pb2
 
 from bench.preprocessing import ours_request
+from gateway.model_client import PREDICT_METHOD
 
 WARMUP = 20
 
@@ -44,7 +45,7 @@ async def _fetch_ms(url: str, n: int) -> tuple[float, bytes]:
 async def _grpc_ms(target: str, request: bytes, n: int) -> float:
     async with grpc.aio.insecure_channel(target) as channel:
         predict = channel.unary_unary(
-            "/tensorflow.serving.PredictionService/Predict",
+            PREDICT_METHOD,
             request_serializer=None,
             response_deserializer=predict_pb2.PredictResponse.FromString,
         )

@@ -15,6 +15,8 @@ from PIL import Image
 from reliability_images import small_jpeg
 from reliability_processes import MODEL_NAME, ModelServerProcess, gateway_env
 
+from gateway.settings import Settings
+
 GRPC_TIMEOUT = 2.0
 FETCH_TIMEOUT = 2.0
 SLACK = 1.5  # scheduling on a loaded 2-core machine; still far below "hangs"
@@ -230,17 +232,9 @@ def test_model_server_frozen_then_thawed(model_server, image_server, start_gatew
     assert recovered_after is not None and recovered_after < 2.0, recovered_after
 
 
-def _memory_kib(pid: int, field: str) -> int:
-    """VmRSS (resident now) or VmHWM (the peak since start) of a process, in KiB."""
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} for pid {pid}")
-
-
 UPLOADS = 48
-UPLOAD_BYTES = 16 * 1024 * 1024  # the default MAX_REQUEST_BYTES
-BODY_BUDGET = 64 * 1024 * 1024  # the default MAX_BUFFERED_BYTES
+UPLOAD_BYTES = Settings().max_request_bytes  # the defaults: 16 MiB bodies, 64 MiB held at once
+BODY_BUDGET = Settings().max_buffered_bytes
 
 
 def test_a_flood_of_large_uploads_stays_within_the_body_budget(
@@ -263,7 +257,7 @@ def test_a_flood_of_large_uploads_stays_within_the_body_budget(
     body = jpeg + b"\0" * (UPLOAD_BYTES - len(jpeg))  # a valid JPEG: bytes after its end are ignored
     headers = {"Content-Type": "image/jpeg"}
     assert requests.post(gateway.base + "/predict", data=body, headers=headers, timeout=60).status_code == 200
-    before = _memory_kib(gateway.pid, "VmRSS")
+    before = gateway.figures()["rss_kib"]
     start = threading.Barrier(UPLOADS)
 
     def upload():
@@ -273,7 +267,7 @@ def test_a_flood_of_large_uploads_stays_within_the_body_budget(
 
     with ThreadPoolExecutor(UPLOADS) as pool:
         answers = list(pool.map(lambda _: upload(), range(UPLOADS)))
-    growth_mib = (_memory_kib(gateway.pid, "VmHWM") - before) / 1024
+    growth_mib = (gateway.figures()["peak_rss_kib"] - before) / 1024
     served = [a for a in answers if a[0] == 200]
     refused = [a for a in answers if a[0] == 503]
     record(
@@ -307,9 +301,9 @@ def test_a_flood_of_huge_images_decodes_one_images_worth_at_a_time(
     Image.new("RGB", (7000, 7000), (200, 30, 40)).save(out, "PNG")
     png = out.getvalue()
     headers = {"Content-Type": "image/png"}
-    before = _memory_kib(gateway.pid, "VmRSS")
+    before = gateway.figures()["rss_kib"]
     assert requests.post(gateway.base + "/predict", data=png, headers=headers, timeout=60).status_code == 200
-    one_mib = (_memory_kib(gateway.pid, "VmHWM") - before) / 1024
+    one_mib = (gateway.figures()["peak_rss_kib"] - before) / 1024
     start = threading.Barrier(16)
 
     def send():
@@ -320,7 +314,7 @@ def test_a_flood_of_huge_images_decodes_one_images_worth_at_a_time(
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(lambda _: send(), range(16)))
     seconds = time.monotonic() - started
-    flood_mib = (_memory_kib(gateway.pid, "VmHWM") - before) / 1024
+    flood_mib = (gateway.figures()["peak_rss_kib"] - before) / 1024
     record(
         png_kb=len(png) // 1024,
         requests=16,

@@ -16,11 +16,13 @@ from support.net import free_port
 
 
 def proc_figures(pid: int) -> dict[str, int]:
-    """Resident memory (KiB), thread count and open file descriptors of a live process."""
+    """Resident memory (KiB) now and at its peak since start, thread count and open file
+    descriptors of a live process."""
     status = pathlib.Path(f"/proc/{pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     return {
         "rss_kib": int(fields["VmRSS"].split()[0]),
+        "peak_rss_kib": int(fields["VmHWM"].split()[0]),
         "threads": int(fields["Threads"]),
         "fds": len(os.listdir(f"/proc/{pid}/fd")),
     }

@@ -156,8 +156,8 @@ _SWAPS = {
 class PixelBudget:
     """Pixels being decoded at once, across threads, granted in arrival order.
 
-    Decoding holds the whole image in memory (about 4 bytes a pixel for RGB, 7 for RGBA
-    converted to RGB): a 7000x7000 PNG of 160 KB takes ~190 MB, so THREADS of them at once would
+    Decoding holds the whole image in memory (Pillow keeps about 4 bytes a pixel, RGB or RGBA):
+    a 7000x7000 PNG of 160 KB takes ~190 MB, so THREADS of them at once would
     take a pod far past its memory limit. A decode holds its pixel count from before the first
     pixel is decoded until the resized array exists; one that does not fit waits, and so does
     everyone behind it (no large image starves behind a stream of small ones). A count above the

@@ -30,6 +30,7 @@ from gateway.tensors import FLOAT_TYPES, NUMERIC_TYPES, dtype_name, encode_predi
 log = logging.getLogger("gateway.model")
 
 _SERVICE = "tensorflow.serving.PredictionService"
+PREDICT_METHOD = f"/{_SERVICE}/Predict"
 _SERVICE_CONFIG = json.dumps(
     {
         "loadBalancingConfig": [{"round_robin": {}}],
@@ -90,7 +91,7 @@ class ModelClient:
         )
         # Predict takes the request already serialized (tensors.encode_predict_request).
         self._predict = self.channel.unary_unary(
-            f"/{_SERVICE}/Predict",
+            PREDICT_METHOD,
             request_serializer=None,
             response_deserializer=predict_pb2.PredictResponse.FromString,
         )
