@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import io
 
 import numpy as np
 from PIL import Image
 
 from gateway.errors import GatewayError
-from gateway.imaging import PixelBudget, decode_resized, sniff_format, to_model_input
+from gateway.imaging import PixelBudget, open_image, resize_opened, to_model_input
 from gateway.metrics import GatewayMetrics
 from gateway.model_client import ModelClient, ModelSignature
 from gateway.settings import Settings
@@ -45,10 +44,12 @@ class Classifier:
 
     async def classify(self, image: bytes, top_k: int | None = None) -> tuple[dict[str, float], int]:
         """`{label: score}` and the model version that answered."""
-        sniff_format(image)  # refuse non-images before asking the model server anything
+        # Refuse non-images and decompression bombs before asking the model server anything. The
+        # header is parsed once: the opened image is what _predict decodes.
+        opened = open_image(image, self.settings.max_image_pixels)
         signature = await self.model.signature()
         try:
-            scores, model_labels, version = await self._predict(signature, image)
+            scores, model_labels, version = await self._predict(signature, opened)
         except GatewayError as error:
             if error.code not in ("model_rejected_input", "model_bad_response"):
                 raise
@@ -57,15 +58,17 @@ class Classifier:
             fresh = await self.model.refresh_signature()
             if fresh == signature:
                 raise
-            scores, model_labels, version = await self._predict(fresh, image)
+            scores, model_labels, version = await self._predict(
+                fresh, open_image(image, self.settings.max_image_pixels)
+            )
         labels = self._labels(len(scores), model_labels)
         if self.settings.apply_softmax:
             scores = softmax(scores)
         return top_scores(labels, scores, top_k), version
 
-    async def _predict(self, signature: ModelSignature, image: bytes):
+    async def _predict(self, signature: ModelSignature, image: Image.Image):
         with self.metrics.stage("decode"):
-            if _small(image):
+            if image.width * image.height <= _INLINE_PIXELS:
                 batch = self._preprocess(image, signature)
             else:
                 loop = asyncio.get_running_loop()
@@ -74,11 +77,11 @@ class Classifier:
             return await self.model.predict(signature, batch)
 
     def _preprocess(
-        self, image: bytes, signature: ModelSignature, budget: PixelBudget | None = None
+        self, image: Image.Image, signature: ModelSignature, budget: PixelBudget | None = None
     ) -> np.ndarray:
         """On the loop (small images) without a budget: the loop decodes one image at a time and
         must never wait for the pool's decodes."""
-        rgb = decode_resized(image, signature.width, signature.height, self.settings.max_image_pixels, budget)
+        rgb = resize_opened(image, signature.width, signature.height, self.settings.max_image_pixels, budget)
         return to_model_input(rgb, signature.input_dtype, self.settings.preprocessing)
 
     def _labels(self, count: int, model_labels: list[str] | None) -> list[str]:
@@ -93,14 +96,6 @@ class Classifier:
         if model_labels is not None and len(model_labels) == count:
             return model_labels
         return [f"class_{i}" for i in range(count)]
-
-
-def _small(image: bytes) -> bool:
-    try:
-        with Image.open(io.BytesIO(image)) as header:
-            return header.width * header.height <= _INLINE_PIXELS
-    except Exception:  # noqa: BLE001 - decode_resized reports what is wrong with it
-        return True
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

@@ -101,41 +101,62 @@ def _ftyp_brands(data: bytes) -> set[bytes]:
     return {data[8:12]} | {data[i : i + 4] for i in range(16, size - 3, 4)}
 
 
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Sniff `data` and parse its header, decoding no pixel: 415 for a format not accepted, 413
+    for more than `max_pixels` pixels, 422 for a header Pillow cannot read. The image it returns
+    is decoded once, by `resize_opened`."""
+    fmt = sniff_format(data)
+    with _decode_errors(fmt, max_pixels):
+        image = Image.open(io.BytesIO(data), formats=[fmt])
+        if image.width * image.height > max_pixels:
+            raise _too_many_pixels(image.width, image.height, max_pixels)
+        return image
+
+
 def decode_resized(
     data: bytes, width: int, height: int, max_pixels: int, budget: PixelBudget | None = None
 ) -> np.ndarray:
     """Decode `data` and return an RGB uint8 array of shape (height, width, 3). With a `budget`,
     the decode first waits until the pixels it is about to decode fit in it."""
-    fmt = sniff_format(data)
+    return resize_opened(open_image(data, max_pixels), width, height, max_pixels, budget)
+
+
+def resize_opened(
+    image: Image.Image, width: int, height: int, max_pixels: int, budget: PixelBudget | None = None
+) -> np.ndarray:
+    """`decode_resized` for an image `open_image` returned (which this consumes)."""
+    fmt = image.format
+    with _decode_errors(fmt, max_pixels), contextlib.ExitStack() as held:
+        if budget and fmt != "JPEG":
+            # Before the EXIF read: PNG's may sit after the pixels, and Pillow decodes them all
+            # to reach it.
+            held.enter_context(budget.hold(image.width * image.height))
+        upright = _UPRIGHT.get(_orientation(image))
+        if fmt == "JPEG":
+            # The target in the stored orientation: a sideways photo is decoded at the same
+            # scale as the same photo stored upright.
+            image.draft("RGB", (height, width) if upright in _SWAPS else (width, height))
+            if budget:  # what libjpeg will really produce: a phone photo's 1/8 scale
+                held.enter_context(budget.hold(image.width * image.height))
+        if upright is not None:
+            image = image.transpose(upright)
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.NEAREST)
+        else:
+            image.load()
+        # Converted last, at the model's size: NEAREST picks pixels and conversion maps each
+        # pixel alone, so the result is the same in either order (gateway/tests check every
+        # mode), but a 50-megapixel palette or RGBA PNG is never held twice at full size.
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        return np.asarray(image, dtype=np.uint8)
+
+
+@contextlib.contextmanager
+def _decode_errors(fmt: str, max_pixels: int):
+    """Pillow's errors on a broken or oversized image, as the gateway's JSON errors."""
     try:
-        image = Image.open(io.BytesIO(data), formats=[fmt])
-        pixels = image.width * image.height
-        if pixels > max_pixels:
-            raise _too_many_pixels(image.width, image.height, max_pixels)
-        with contextlib.ExitStack() as held:
-            if budget and fmt != "JPEG":
-                # Before the EXIF read: PNG's may sit after the pixels, and Pillow decodes them all
-                # to reach it.
-                held.enter_context(budget.hold(pixels))
-            upright = _UPRIGHT.get(_orientation(image))
-            if fmt == "JPEG":
-                # The target in the stored orientation: a sideways photo is decoded at the same
-                # scale as the same photo stored upright.
-                image.draft("RGB", (height, width) if upright in _SWAPS else (width, height))
-                if budget:  # what libjpeg will really produce: a phone photo's 1/8 scale
-                    held.enter_context(budget.hold(image.width * image.height))
-            if upright is not None:
-                image = image.transpose(upright)
-            if image.size != (width, height):
-                image = image.resize((width, height), Image.NEAREST)
-            else:
-                image.load()
-            # Converted last, at the model's size: NEAREST picks pixels and conversion maps each
-            # pixel alone, so the result is the same in either order (gateway/tests check every
-            # mode), but a 50-megapixel palette or RGBA PNG is never held twice at full size.
-            if image.mode != "RGB":
-                image = image.convert("RGB")
-            return np.asarray(image, dtype=np.uint8)
+        yield
     except GatewayError:
         raise
     except Image.DecompressionBombError:
