@@ -34,8 +34,8 @@ class ImageFetcher:
     def _run(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, _loop()).result()
 
-    def fetch(self, url):
-        return self._run(self.inner.fetch(url))
+    def fetch(self, url, reserve=None):
+        return self._run(self.inner.fetch(url, reserve))
 
     def idle_connections(self) -> int:
         async def count():

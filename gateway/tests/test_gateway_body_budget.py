@@ -1,8 +1,10 @@
-"""MAX_BUFFERED_BYTES: request bodies held in memory at once are bounded in total, over real
-sockets. On one event loop nothing else bounds them (each is capped by MAX_REQUEST_BYTES, but
-fifty concurrent 16 MB uploads would still take a 512 MiB pod past its limit)."""
+"""MAX_BUFFERED_BYTES: request bodies and downloaded images held in memory at once are bounded in
+total, over real sockets. On one event loop nothing else bounds them (each is capped by
+MAX_REQUEST_BYTES or FETCH_MAX_BYTES, but fifty concurrent 16 MB uploads would still take a
+512 MiB pod past its limit)."""
 
 import base64
+import ipaddress
 import logging
 import socket
 import time
@@ -45,7 +47,10 @@ def test_an_upload_past_the_budget_is_refused_at_once_and_small_requests_still_f
 ):
     big = sample_jpeg + b"\0" * (BIG - len(sample_jpeg))
     settings = Settings(
-        tf_serving_host=model_server.target, max_request_bytes=BIG, max_buffered_bytes=BIG + 100_000
+        tf_serving_host=model_server.target,
+        max_request_bytes=BIG,
+        max_buffered_bytes=BIG + 100_000,
+        fetch_max_bytes=BIG,
     )
     with serve_gateway(settings, start_refresh=False) as base:
         assert _post_raw(base, big).status_code == 200  # alone, a body of the largest size is served
@@ -80,7 +85,10 @@ def test_a_chunked_body_reserves_the_largest_allowed_size(model_server, sample_j
     """Without a Content-Length the gateway cannot know the size in advance: it counts
     MAX_REQUEST_BYTES, so two chunked uploads do not fit a budget of one and a half."""
     settings = Settings(
-        tf_serving_host=model_server.target, max_request_bytes=BIG, max_buffered_bytes=BIG * 3 // 2
+        tf_serving_host=model_server.target,
+        max_request_bytes=BIG,
+        max_buffered_bytes=BIG * 3 // 2,
+        fetch_max_bytes=BIG,
     )
     with serve_gateway(settings, start_refresh=False) as base:
         port = int(base.rsplit(":", 1)[1])
@@ -103,7 +111,53 @@ def test_a_chunked_body_reserves_the_largest_allowed_size(model_server, sample_j
         assert _post_raw(base, sample_jpeg).status_code == 200
 
 
-@pytest.mark.parametrize("env", [{"MAX_REQUEST_BYTES": "2048", "MAX_BUFFERED_BYTES": "2047"}])
-def test_a_budget_below_one_largest_body_is_a_configuration_error(env):
-    with pytest.raises(SettingsError, match="MAX_BUFFERED_BYTES=2047 is below MAX_REQUEST_BYTES=2048"):
+def test_a_downloaded_image_counts_in_the_budget_until_its_prediction_is_answered(
+    model_server, image_server, sample_jpeg
+):
+    """A URL prediction whose image (by its Content-Length) does not fit beside the bodies being
+    held is answered 503 `server_busy` at once; one that fits is served, and gives its bytes back."""
+    settings = Settings(
+        tf_serving_host=model_server.target,
+        max_request_bytes=BIG,
+        max_buffered_bytes=BIG + len(sample_jpeg) // 2,
+        fetch_max_bytes=BIG,
+        fetch_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
+        fetch_allowed_ports=frozenset({image_server.port}),
+    )
+    url = {"url": image_server.url("/img/hat.jpg")}
+    with serve_gateway(settings, start_refresh=False) as base:
+        assert requests.post(base + "/predict", json=url, timeout=10).status_code == 200
+        hits = image_server.hits.get("/img/hat.jpg", 0)
+        port = int(base.rsplit(":", 1)[1])
+        with _stall(port, BIG, sample_jpeg[:1000]):
+            time.sleep(0.2)  # BIG bytes reserved: the image no longer fits beside them
+            refused = requests.post(base + "/predict", json=url, timeout=10)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1", refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "server_busy" and f"image's {len(sample_jpeg)}" in error["message"], error
+        assert image_server.hits["/img/hat.jpg"] == hits + 1  # asked for, refused at its headers
+        deadline = time.monotonic() + 10
+        while (retry := requests.post(base + "/predict", json=url, timeout=10)).status_code == 503:
+            assert time.monotonic() < deadline, retry.text
+            time.sleep(0.1)
+        assert retry.status_code == 200, retry.text
+        # Every reservation was given back: the largest body fits again.
+        assert _post_raw(base, sample_jpeg + b"\0" * (BIG - len(sample_jpeg))).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"MAX_REQUEST_BYTES": "2048", "MAX_BUFFERED_BYTES": "2047"},
+            "MAX_BUFFERED_BYTES=2047 is below MAX_REQUEST_BYTES=2048",
+        ),
+        (
+            {"FETCH_MAX_BYTES": "20000000", "MAX_REQUEST_BYTES": "2048", "MAX_BUFFERED_BYTES": "19999999"},
+            "MAX_BUFFERED_BYTES=19999999 is below FETCH_MAX_BYTES=20000000",
+        ),
+    ],
+)
+def test_a_budget_below_one_largest_body_or_image_is_a_configuration_error(env, message):
+    with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)

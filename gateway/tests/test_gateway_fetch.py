@@ -140,6 +140,27 @@ def test_byte_cap_is_enforced_while_streaming(image_server, path):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize(("path", "reserved"), [("/img/hat.jpg", "length"), ("/big-chunked", "cap")])
+def test_the_download_is_reserved_before_its_body_is_read(image_server, sample_jpeg, path, reserved):
+    """reserve(size) gets the Content-Length, or FETCH_MAX_BYTES without one; when it refuses,
+    that refusal is the fetch's answer and no body is returned."""
+    cap = 3 * 1024 * 1024
+    fetcher = loopback_fetcher(image_server, fetch_max_bytes=cap)
+    sizes = []
+    body = fetcher.fetch(image_server.url(path), reserve=sizes.append)
+    assert sizes == [len(body) if reserved == "length" else cap], (sizes, len(body))
+    if path == "/img/hat.jpg":
+        assert body == sample_jpeg
+
+    def refuse(size):
+        raise GatewayError(503, "server_busy", f"no room for {size}")
+
+    with pytest.raises(GatewayError) as caught:
+        fetcher.fetch(image_server.url(path), reserve=refuse)
+    assert (caught.value.status, caught.value.code) == (503, "server_busy")
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("path", ["/slow", "/stall"])
 def test_total_deadline_bounds_slow_servers(image_server, path):
     start = time.monotonic()

@@ -141,6 +141,19 @@ def test_a_body_budget_below_the_largest_body_fails_at_render_time_and_the_edge_
     assert settings.max_buffered_bytes == settings.max_request_bytes == 16777216
 
 
+def test_a_body_budget_below_the_largest_download_fails_at_render_time_and_the_edge_is_allowed():
+    stderr = render_error(
+        "--set", "gateway.config.fetchMaxBytes=33554432", "--set", "gateway.config.maxBufferedBytes=33554431"
+    )
+    assert (
+        "gateway.config.maxBufferedBytes (33554431) must be at least gateway.config.fetchMaxBytes (33554432)"
+        in stderr
+    ), stderr
+    sets = {"gateway.config.fetchMaxBytes": 33554432, "gateway.config.maxBufferedBytes": 33554432}
+    settings = Settings.from_env(find(render(sets=sets), "ConfigMap", GATEWAY)["data"])
+    assert settings.max_buffered_bytes == settings.fetch_max_bytes == 33554432
+
+
 def test_container_reads_its_environment_and_rolls_when_it_changes(deployment):
     gateway = container(deployment, "gateway")
     # Its own settings, then those from the rest of the release (rendered by the umbrella chart).

@@ -7,6 +7,9 @@ Routes:
   /stall                 status line and headers (Content-Length 50000), then silence (slowloris)
   /chain/<n>             n redirects, then /small.jpg
   /to?location=URL       302 to URL (a redirect to somewhere the gateway must not go)
+  /padded/<bytes>        the small JPEG padded with zeros to <bytes> (a valid JPEG: decoders stop
+                         at its end marker), with a Content-Length; `?unsized` sends no length
+                         and closes the connection after the body instead
 """
 
 from __future__ import annotations
@@ -70,6 +73,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             left = int(path.rsplit("/", 1)[1])
             target = f"/chain/{left - 1}" if left > 1 else "/small.jpg"
             self._send(302, b"", "text/plain", {"Location": target})
+        elif path.startswith("/padded/"):
+            body = self.server.jpeg.ljust(int(path.rsplit("/", 1)[1]), b"\0")
+            if url.query != "unsized":
+                self._send(200, body)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
         elif path == "/to":
             location = urllib.parse.parse_qs(url.query)["location"][0]
             self._send(302, b"", "text/plain", {"Location": location})

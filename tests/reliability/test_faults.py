@@ -233,6 +233,18 @@ def test_model_server_frozen_then_thawed(model_server, image_server, start_gatew
 
 
 UPLOADS = 48
+
+
+def _served_or_refused_busy(answers: list[tuple[int, str | None, dict]]) -> tuple[int, int]:
+    """How many of the (status, Retry-After, body) answers were served and how many refused
+    503 `server_busy` with Retry-After; any other answer fails the test."""
+    others = [a for a in answers if a[0] not in (200, 503)]
+    assert not others, others[:3]
+    refused = [a for a in answers if a[0] == 503]
+    assert all(a[1] == "1" and a[2]["error"]["code"] == "server_busy" for a in refused), refused[:3]
+    return len(answers) - len(refused), len(refused)
+
+
 UPLOAD_BYTES = Settings().max_request_bytes  # the defaults: 16 MiB bodies, 64 MiB held at once
 BODY_BUDGET = Settings().max_buffered_bytes
 
@@ -268,19 +280,16 @@ def test_a_flood_of_large_uploads_stays_within_the_body_budget(
     with ThreadPoolExecutor(UPLOADS) as pool:
         answers = list(pool.map(lambda _: upload(), range(UPLOADS)))
     growth_mib = (gateway.figures()["peak_rss_kib"] - before) / 1024
-    served = [a for a in answers if a[0] == 200]
-    refused = [a for a in answers if a[0] == 503]
+    served, refused = _served_or_refused_busy(answers)
     record(
         uploads=UPLOADS,
         upload_mib=UPLOAD_BYTES // 2**20,
         budget_mib=BODY_BUDGET // 2**20,
-        served=len(served),
-        refused_server_busy=len(refused),
+        served=served,
+        refused_server_busy=refused,
         peak_rss_growth_mib=round(growth_mib),
     )
-    assert len(served) + len(refused) == UPLOADS, [a for a in answers if a[0] not in (200, 503)][:3]
-    assert all(a[1] == "1" and a[2]["error"]["code"] == "server_busy" for a in refused), refused[:3]
-    assert len(served) >= BODY_BUDGET // UPLOAD_BYTES and refused, (len(served), len(refused))
+    assert served >= BODY_BUDGET // UPLOAD_BYTES and refused, (served, refused)
     # A 16 MiB body is held about twice while being read (aiohttp's buffer and the bytes made
     # from it): a few budgets' worth at most, where 48 bodies at once would be 1.5 GiB and more.
     assert growth_mib < 4 * BODY_BUDGET / 2**20, growth_mib
@@ -326,3 +335,50 @@ def test_a_flood_of_huge_images_decodes_one_images_worth_at_a_time(
     assert one_mib > 100, one_mib  # the decode is as big as claimed: what the test is about
     assert flood_mib < 1.5 * one_mib, (one_mib, flood_mib)
     assert gateway.process.poll() is None
+
+
+DOWNLOAD_BYTES = Settings().fetch_max_bytes  # the defaults: 10 MiB images, 16 predictions at once
+DOWNLOADS = 48
+
+
+def test_a_flood_of_large_downloads_stays_within_the_buffer_budget(
+    model_server, image_server, start_gateway, record
+):
+    """48 clients ask at once for predictions of a URL whose image is FETCH_MAX_BYTES (10 MiB)
+    each — half with a Content-Length, half without — from a gateway with the default limits:
+    each is answered 200, or 503 `server_busy` with Retry-After, and the gateway's peak
+    resident memory grows by a small multiple of MAX_BUFFERED_BYTES, not by MAX_IN_FLIGHT
+    downloads (and their copies) at once."""
+    gateway = start_gateway(gateway_env(model_server.target, image_server.port))
+    gateway.wait_ready()
+    sized = image_server.url(f"/padded/{DOWNLOAD_BYTES}")
+    unsized = sized + "?unsized"
+    for url in (sized, unsized):
+        response = requests.post(gateway.base + "/predict", json={"url": url}, timeout=60)
+        assert response.status_code == 200, response.text
+    before = gateway.figures()["rss_kib"]
+    start = threading.Barrier(DOWNLOADS)
+
+    def predict(url):
+        start.wait()
+        response = requests.post(gateway.base + "/predict", json={"url": url}, timeout=120)
+        return response.status_code, response.headers.get("Retry-After"), response.json()
+
+    with ThreadPoolExecutor(DOWNLOADS) as pool:
+        answers = list(pool.map(predict, [sized, unsized] * (DOWNLOADS // 2)))
+    growth_mib = (gateway.figures()["peak_rss_kib"] - before) / 1024
+    served, refused = _served_or_refused_busy(answers)
+    record(
+        downloads=DOWNLOADS,
+        download_mib=DOWNLOAD_BYTES // 2**20,
+        budget_mib=BODY_BUDGET // 2**20,
+        served=served,
+        refused_server_busy=refused,
+        peak_rss_growth_mib=round(growth_mib),
+    )
+    assert served >= BODY_BUDGET // DOWNLOAD_BYTES, (served, refused)
+    # Before downloads were counted, this flood grew it by 147 MiB (MAX_IN_FLIGHT downloads at
+    # once, measured 2026-12-03); counted, by about one budget.
+    assert growth_mib < 1.5 * BODY_BUDGET / 2**20, growth_mib
+    assert gateway.process.poll() is None
+    assert "Traceback" not in gateway.log_text(), gateway.log_text()[-3000:]

@@ -32,6 +32,9 @@
 {{- if lt (int64 $config.maxBufferedBytes) (int64 $config.maxRequestBytes) }}
 {{- fail (printf "gateway.config.maxBufferedBytes (%d) must be at least gateway.config.maxRequestBytes (%d): a request body of the largest allowed size could never be read, and the gateway would refuse to start. Raise maxBufferedBytes or lower maxRequestBytes." (int64 $config.maxBufferedBytes) (int64 $config.maxRequestBytes)) }}
 {{- end }}
+{{- if lt (int64 $config.maxBufferedBytes) (int64 $config.fetchMaxBytes) }}
+{{- fail (printf "gateway.config.maxBufferedBytes (%d) must be at least gateway.config.fetchMaxBytes (%d): an image download of the largest allowed size could never be held, and the gateway would refuse to start. Raise maxBufferedBytes or lower fetchMaxBytes." (int64 $config.maxBufferedBytes) (int64 $config.fetchMaxBytes)) }}
+{{- end }}
 {{- end }}
 
 {{- define "gateway.wiringConfigMap" -}}

@@ -51,7 +51,7 @@ def create_app(settings: Settings, start_refresh: bool = True) -> web.Applicatio
     # wait here in arrival order with their request already read (each body is capped by
     # MAX_REQUEST_BYTES and BODY_SECONDS, so a slow sender never holds a slot).
     slots = asyncio.Semaphore(settings.max_in_flight)
-    bodies = _BodyBudget(settings)
+    buffers = _BufferBudget(settings)
 
     @web.middleware
     async def observe(request: web.Request, handler):
@@ -88,12 +88,15 @@ def create_app(settings: Settings, start_refresh: bool = True) -> web.Applicatio
             request_id_var.reset(token)
 
     async def predict(request: web.Request) -> web.Response:
-        with bodies.hold(request):
+        with buffers.hold_body(request), contextlib.ExitStack() as downloaded:
             image, url, top_k = await _read_input(request)
             async with slots:
                 if url is not None:
                     with metrics.stage("fetch"):
-                        image = await state["fetcher"].fetch(url)
+                        # The image is counted from its response headers until this answer.
+                        image = await state["fetcher"].fetch(
+                            url, reserve=lambda size: downloaded.enter_context(buffers.hold(size, "image"))
+                        )
                     metrics.fetched_bytes.inc(len(image))
                 scores, version = await state["classifier"].classify(image, top_k)
         # The body keeps the lesson's shape ({label: score}); the version that answered goes in a
@@ -266,28 +269,33 @@ def _parse_top_k(value) -> int | None:
     return value
 
 
-class _BodyBudget:
-    """MAX_BUFFERED_BYTES: the request bodies held in memory at once, from the moment a
-    prediction starts reading its body until it is answered. Each counts as its Content-Length
-    (MAX_REQUEST_BYTES when chunked), reserved before a byte is read, so concurrent uploads cannot
-    add up past the pod's memory; one that does not fit is refused at once rather than queued
-    (its body unread), and small JSON requests keep fitting beside the big ones."""
+class _BufferBudget:
+    """MAX_BUFFERED_BYTES: the request bodies and downloaded images held in memory at once.
+
+    A body counts as its Content-Length (MAX_REQUEST_BYTES when chunked), reserved before a byte
+    is read, from the moment a prediction starts reading it until it is answered; a downloaded
+    image as the Content-Length of its response (FETCH_MAX_BYTES when there is none), reserved
+    when its headers arrive, before its body is read. Concurrent uploads and downloads cannot add
+    up past the pod's memory: one that does not fit is refused at once rather than queued (its
+    bytes unread), and small JSON requests keep fitting beside the big ones."""
 
     def __init__(self, settings: Settings):
         self.limit = settings.max_buffered_bytes
-        self.most = settings.max_request_bytes
+        self.largest_body = settings.max_request_bytes
         self.held = 0
 
-    @contextlib.contextmanager
-    def hold(self, request: web.Request):
+    def hold_body(self, request: web.Request):
         size = request.content_length
-        size = self.most if size is None else min(size, self.most)
+        return self.hold(self.largest_body if size is None else min(size, self.largest_body), "request body")
+
+    @contextlib.contextmanager
+    def hold(self, size: int, what: str):
         if self.held + size > self.limit:
             raise GatewayError(
                 503,
                 "server_busy",
-                f"request bodies of {self.held} bytes are being processed; with this one's {size} "
-                f"that passes MAX_BUFFERED_BYTES={self.limit}: retry shortly",
+                f"request bodies and downloaded images of {self.held} bytes are being processed; "
+                f"with this {what}'s {size} that passes MAX_BUFFERED_BYTES={self.limit}: retry shortly",
                 headers={"Retry-After": "1"},
             )
         self.held += size

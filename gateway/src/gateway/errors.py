@@ -61,7 +61,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "model_signature_unusable": (503, "a signature the gateway cannot feed"),
     "server_busy": (
         503,
-        "the request bodies being held would pass `MAX_BUFFERED_BYTES` with this one (`Retry-After: 1`)",
+        "the request bodies and downloaded images being held would pass `MAX_BUFFERED_BYTES` with this one (`Retry-After: 1`)",
     ),
     "not_ready": (503, "`/readyz`: the model server does not answer GetModelMetadata"),
     "shutting_down": (503, "`/readyz` while draining after SIGTERM"),

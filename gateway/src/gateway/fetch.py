@@ -45,6 +45,7 @@ import asyncio
 import socket
 import ssl
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -161,12 +162,14 @@ class ImageFetcher:
         connector = self._session.connector
         return sum(len(conns) for conns in connector._conns.values())  # noqa: SLF001
 
-    async def fetch(self, url: str) -> bytes:
+    async def fetch(self, url: str, reserve: Callable[[int], object] | None = None) -> bytes:
+        """The image at `url`. `reserve(size)` is called with the size the image will take
+        (its Content-Length, else FETCH_MAX_BYTES) before its body is read; it raises to refuse."""
         if not isinstance(url, str) or not url:
             raise GatewayError(400, "invalid_url", "url must be a non-empty string")
         try:
             async with asyncio.timeout(self.limits.total_timeout):
-                return await self._follow(url)
+                return await self._follow(url, reserve)
         except GatewayError:
             raise
         except TimeoutError:
@@ -210,7 +213,7 @@ class ImageFetcher:
         except ValueError as error:  # urljoin/yarl on a URL the policy let through
             raise GatewayError(400, "invalid_url", f"invalid URL: {_short(error)}") from None
 
-    async def _follow(self, url: str) -> bytes:
+    async def _follow(self, url: str, reserve: Callable[[int], object] | None) -> bytes:
         session = self._client()
         for _hop in range(self.policy.max_redirects + 1):
             target = self.policy.check_url(url)  # scheme, port, userinfo, literal addresses
@@ -221,7 +224,7 @@ class ImageFetcher:
                 allow_redirects=False,
             ) as response:
                 if response.status not in _REDIRECTS:
-                    return await self._read_body(response)
+                    return await self._read_body(response, reserve)
                 location = response.headers.get("Location")
                 if not location:
                     raise GatewayError(
@@ -234,11 +237,15 @@ class ImageFetcher:
             502, "too_many_redirects", f"the URL redirected more than {self.policy.max_redirects} times"
         )
 
-    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _read_body(
+        self, response: aiohttp.ClientResponse, reserve: Callable[[int], object] | None
+    ) -> bytes:
         if response.status != 200:
             raise GatewayError(502, "fetch_failed", f"the image URL answered HTTP {response.status}")
         if response.content_length is not None and response.content_length > self.limits.max_bytes:
             raise _too_large(self.limits.max_bytes)
+        if reserve is not None:
+            reserve(self.limits.max_bytes if response.content_length is None else response.content_length)
         body = bytearray()
         sniffed = False
         async for chunk in response.content.iter_chunked(_CHUNK):

@@ -53,11 +53,15 @@ class Settings:
     shutdown_delay_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.max_buffered_bytes < self.max_request_bytes:
-            raise SettingsError(
-                f"MAX_BUFFERED_BYTES={self.max_buffered_bytes} is below MAX_REQUEST_BYTES="
-                f"{self.max_request_bytes}: a body of the largest allowed size could never be read"
-            )
+        for name, value, what in (
+            ("MAX_REQUEST_BYTES", self.max_request_bytes, "a request body"),
+            ("FETCH_MAX_BYTES", self.fetch_max_bytes, "an image download"),
+        ):
+            if self.max_buffered_bytes < value:
+                raise SettingsError(
+                    f"MAX_BUFFERED_BYTES={self.max_buffered_bytes} is below {name}={value}: "
+                    f"{what} of the largest allowed size could never be held"
+                )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -164,9 +168,10 @@ DOCS: dict[str, tuple[str, ...]] = {
     "MAX_REQUEST_BYTES": ("max_request_bytes", "largest request body (base64 and uploads)"),
     "MAX_BUFFERED_BYTES": (
         "max_buffered_bytes",
-        "request bodies held in memory at once, counted by their Content-Length (`MAX_REQUEST_BYTES` "
-        "when chunked); a prediction whose body does not fit is answered 503 `server_busy` with "
-        "`Retry-After`. At least `MAX_REQUEST_BYTES`",
+        "request bodies and downloaded images held in memory at once, counted by their "
+        "Content-Length (`MAX_REQUEST_BYTES` for a chunked body, `FETCH_MAX_BYTES` for a download "
+        "without one); a prediction whose body or image does not fit is answered 503 `server_busy` "
+        "with `Retry-After`. At least `MAX_REQUEST_BYTES` and `FETCH_MAX_BYTES`",
     ),
     "LOG_LEVEL": ("log_level", "`DEBUG`, `INFO`, `WARNING` or `ERROR`"),
     "URL_PREFIX": (
