@@ -38,6 +38,7 @@ class FakeModel:
     scores_as_float_val: bool = False  # answer in float_val instead of tensor_content
     delay_seconds: float = 0.0
     fail_with: grpc.StatusCode | None = None
+    unavailable_calls: int = 0  # the next Predict calls that answer UNAVAILABLE (a pod going away)
     weights: np.ndarray = field(
         default_factory=lambda: np.linspace(-1, 1, 30, dtype=np.float32).reshape(3, 10)
     )
@@ -103,6 +104,11 @@ class NumpyPredictionService(prediction_service_pb2_grpc.PredictionServiceServic
             time.sleep(m.delay_seconds)
         if m.fail_with is not None:
             context.abort(m.fail_with, "injected failure")
+        with self._lock:
+            going_away = m.unavailable_calls > 0
+            m.unavailable_calls -= going_away
+        if going_away:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "injected: the server is going away")
         if request.model_spec.name != m.name:
             context.abort(
                 grpc.StatusCode.NOT_FOUND,

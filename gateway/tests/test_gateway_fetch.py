@@ -158,6 +158,7 @@ def test_the_download_is_reserved_before_its_body_is_read(image_server, sample_j
     with pytest.raises(GatewayError) as caught:
         fetcher.fetch(image_server.url(path), reserve=refuse)
     assert (caught.value.status, caught.value.code) == (503, "server_busy")
+    fetcher.close()
 
 
 @pytest.mark.integration

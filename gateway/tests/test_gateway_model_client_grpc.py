@@ -55,6 +55,30 @@ def test_discovers_the_signature_and_predicts_the_served_scores(model_server):
     assert (labels, version) == (None, model.version)
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+def test_unavailable_is_retried_for_a_full_size_image(dtype):
+    """The retry policy covers real requests: a 299x299 image is 268 KB as uint8 and 1 MB as
+    float32, both past gRPC's default 256 KiB per-call retry buffer, beyond which it gave up
+    after the first UNAVAILABLE."""
+    model = FakeModel(input_dtype=dtype, unavailable_calls=1)
+    batch = np.full((1, model.size, model.size, 3), 100, dtype=dtype)
+    with NumpyModelServer(model) as server:
+        settings = Settings(tf_serving_host=server.target)
+
+        async def predict(client):
+            return await client.predict(await client.signature(), batch)
+
+        scores, _, _ = run(predict, settings)
+        assert server.service.predict_calls == 2, server.service.predict_calls
+        assert model.unavailable_calls == 0
+        np.testing.assert_allclose(scores, model.scores(batch)[0], rtol=1e-5)
+        model.unavailable_calls = 3  # the policy's 3 attempts: the third failure is the answer
+        with pytest.raises(GatewayError) as caught:
+            run(predict, settings)
+        assert (caught.value.status, caught.value.code) == (503, "model_unavailable")
+        assert server.service.predict_calls == 5
+
+
 def test_the_refresh_task_asks_for_metadata_on_its_interval_until_closed(model_server):
     settings = Settings(tf_serving_host=model_server.target, metadata_refresh_seconds=0.1)
     service = model_server.service

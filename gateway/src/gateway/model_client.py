@@ -48,6 +48,8 @@ _SERVICE_CONFIG = json.dumps(
         ],
     }
 )
+# The largest Predict request or response the gateway handles (a float32 image of ~2300x2300).
+_LARGEST_MESSAGE = 64 * 1024 * 1024
 _CHANNEL_OPTIONS = [
     ("grpc.service_config", _SERVICE_CONFIG),
     ("grpc.enable_retries", 1),
@@ -56,7 +58,12 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 60_000),
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 0),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", _LARGEST_MESSAGE),
+    # gRPC retries a call only while its request fits the per-call retry buffer, 256 KiB by
+    # default: a Predict of the demo model's 299x299 uint8 image is 268 KB (float32 1 MB), so
+    # the retry policy above never applied to one. Buffering keeps a reference to the request
+    # already serialized, not a copy.
+    ("grpc.per_rpc_retry_buffer_size", _LARGEST_MESSAGE),
     # Re-resolve DNS at most every 10 s when a connection drops (new pods of a scaled Deployment).
     ("grpc.dns_min_time_between_resolutions_ms", 10_000),
     # gRPC's default reconnect backoff grows 1 s x1.6 up to 120 s: after a 10 s model-server
