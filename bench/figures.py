@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 
-from bench.run import OURS
+from bench.run import BASELINES, OURS
 
 FLOOR = "floor: JPEG decode, DCT-scaled"
 CASE_TITLES = {"dataset": "dataset JPEG", "phone": "phone photo"}
@@ -51,3 +51,15 @@ def call_floor(result: dict) -> dict:
         "grpc_ms": calls["grpc_ms"],
         "ratio": cpu_per_request(result["throughput"], "dataset", OURS) / total,
     }
+
+
+def pipeline_floor(result: dict) -> dict:
+    """Ours against the same request path in its libraries alone (bench/pipeline_floor.py),
+    measured beside it under the same load: ours ÷ that is what the gateway's own code costs
+    (validation, SSRF checks, deadlines, limits, request ids, logs, metrics); that ÷ the better
+    baseline is the best CPU ratio a gateway on these libraries could reach on this rig."""
+    tp = result["throughput"]
+    floor = statistics.median(v["cpu_ms"] for v in result["pipeline_floor"].values())
+    best = min(cpu_per_request(tp, "dataset", name) for name in BASELINES)
+    ours = cpu_per_request(tp, "dataset", OURS)
+    return {"floor_ms": floor, "ours_ms": ours, "ours_ratio": ours / floor, "baseline_ratio": floor / best}

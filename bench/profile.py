@@ -41,8 +41,12 @@ def start_gateway(name: str, target: str, threads: int, work: pathlib.Path, ngin
 
 def summarize(raw: pathlib.Path, keep: str, top: int) -> str:
     own, cumulative, total = collections.Counter(), collections.Counter(), 0
-    for line in raw.read_text().splitlines():
+    # py-spy writes frame names as it finds them: a module docstring read as a name can put
+    # newlines and bytes that are not UTF-8 into the file. Such pieces are not samples.
+    for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
         frames = stack.split(";")
         if keep not in stack:
             continue  # idle server threads, the metadata refresher...
@@ -128,6 +132,12 @@ def main() -> None:
         "--gil", action="store_true", help="sample only the thread holding the GIL (what limits one process)"
     )
     parser.add_argument(
+        "--native",
+        action="store_true",
+        help="C frames too (libjpeg, gRPC core, syscalls); py-spy must stop the process for each "
+        "sample, so throughput drops",
+    )
+    parser.add_argument(
         "--per-thread",
         action="store_true",
         help="no sampling: CPU, context switches and page faults of each gateway thread per request",
@@ -177,9 +187,9 @@ def main() -> None:
                     "--rate",
                     "250",
                     *(["--gil"] if args.gil else []),
+                    *(["--native"] if args.native else ["--nonblocking"]),
                     "--duration",
                     str(args.seconds),
-                    "--nonblocking",
                     "-o",
                     str(raw),
                 ],

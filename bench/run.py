@@ -28,6 +28,8 @@ GATEWAYS = (BASELINE_GUNICORN, BASELINE_WAITRESS, OURS, OURS_FLOAT32)
 BASELINES = (BASELINE_GUNICORN, BASELINE_WAITRESS)
 # Flask on waitress doing nothing but parse the JSON body: measured beside the dataset JPEG runs.
 WEB_FLOOR = "floor: Flask on waitress"
+# The same request path as ours in its libraries alone (bench/pipeline_floor.py), beside it too.
+PIPELINE_FLOOR = "floor: the request path in its libraries alone"
 
 
 @dataclass
@@ -98,13 +100,14 @@ def run(config: Config) -> dict:
         }
         model_server_of = {name: backend_uint8 if name == OURS else backend for name in GATEWAYS}
         web_floor = servers.web_floor(config.threads, work)
+        pipeline_floor = servers.pipeline_floor(backend_uint8.address, work)
         spread_gateways = {
             BASELINE_WAITRESS: servers.baseline_waitress(
                 replicas_target, config.threads, work, "baseline-waitress-replicas"
             ),
             OURS: servers.ours(replicas_target, config.threads, work, "ours-replicas", extra),
         }
-        everything = [nginx, web_floor, *gateways.values(), *spread_gateways.values()]
+        everything = [nginx, web_floor, pipeline_floor, *gateways.values(), *spread_gateways.values()]
         for server in everything:
             stack.callback(server.stop)
             server.start()
@@ -113,7 +116,7 @@ def run(config: Config) -> dict:
 
         urls = {case: f"{nginx.url}/{path.name}" for case, path in cases.items()}
         scripts = {case: load.write_script(url, work / f"{case}.lua") for case, url in urls.items()}
-        for server in [*gateways.values(), *spread_gateways.values()]:
+        for server in [pipeline_floor, *gateways.values(), *spread_gateways.values()]:
             for url in urls.values():
                 servers.check_prediction(server, url, NUM_CLASSES)
 
@@ -132,10 +135,12 @@ def run(config: Config) -> dict:
         for case in cases:
             for name in GATEWAYS:
                 load.run_wrk(gateways[name].url, scripts[case], 4, 2)
-        load.run_wrk(web_floor.url, scripts["dataset"], 4, 2)
+        for floor in (web_floor, pipeline_floor):
+            load.run_wrk(floor.url, scripts["dataset"], 4, 2)
 
         runs = {case: {name: {c: [] for c in config.concurrencies} for name in GATEWAYS} for case in cases}
         floor_runs = {c: [] for c in config.concurrencies}
+        pipeline_runs = {c: [] for c in config.concurrencies}
         call_floors = []
         spread_counts = {name: [0, 0] for name in spread_gateways}
         for rep in range(config.reps):
@@ -143,7 +148,12 @@ def run(config: Config) -> dict:
             for case in cases:
                 for c in config.concurrencies:
                     if case == "dataset":
-                        floor_runs[c].append(_floor_run(web_floor, scripts[case], c, config.seconds))
+                        floor_runs[c].append(
+                            _floor_run(WEB_FLOOR, web_floor, scripts[case], c, config.seconds)
+                        )
+                        pipeline_runs[c].append(
+                            _floor_run(PIPELINE_FLOOR, pipeline_floor, scripts[case], c, config.seconds)
+                        )
                     for name in _rotated(GATEWAYS, rep):
                         model_server = model_server_of[name]
                         before = (
@@ -178,10 +188,11 @@ def run(config: Config) -> dict:
                     spread_counts[name][i] += replica.counts()["predicts"]
                 log(f"rep {rep + 1}/{config.reps} spread {name}: {spread_counts[name]}")
         result["throughput"] = _summarize_throughput(runs)
-        result["web_floor"] = {
-            str(c): {key: statistics.median(r[key] for r in measured) for key in ("rps", "cpu_ms")}
-            for c, measured in floor_runs.items()
-        }
+        for name, floor_by_c in (("web_floor", floor_runs), ("pipeline_floor", pipeline_runs)):
+            result[name] = {
+                str(c): {key: statistics.median(r[key] for r in measured) for key in ("rps", "cpu_ms")}
+                for c, measured in floor_by_c.items()
+            }
         result["call_floor"] = {
             key: statistics.median(m[key] for m in call_floors) for key in ("fetch_ms", "grpc_ms")
         }
@@ -195,13 +206,15 @@ def run(config: Config) -> dict:
     return result
 
 
-def _floor_run(server: servers.Server, script: pathlib.Path, connections: int, seconds: int) -> dict:
+def _floor_run(
+    label: str, server: servers.Server, script: pathlib.Path, connections: int, seconds: int
+) -> dict:
     before = server.cpu_seconds()
     measured = load.run_wrk(server.url, script, connections, seconds)
     if measured["errors"]:
-        raise RuntimeError(f"the web floor answered {measured['errors']} errors")
+        raise RuntimeError(f"{label} answered {measured['errors']} errors")
     measured["cpu_ms"] = (server.cpu_seconds() - before) * 1000 / max(measured["requests"], 1)
-    log(f"{WEB_FLOOR} c={connections}: {measured['rps']:.1f} req/s CPU {measured['cpu_ms']:.2f} ms/req")
+    log(f"{label} c={connections}: {measured['rps']:.1f} req/s CPU {measured['cpu_ms']:.2f} ms/req")
     return measured
 
 

@@ -229,6 +229,15 @@ def web_floor(threads: int, work: pathlib.Path) -> Server:
     return Server("web-floor", argv, port, work / "web-floor.log")
 
 
+def pipeline_floor(target: str, work: pathlib.Path) -> Server:
+    """The gateway's request path in its libraries alone (bench/pipeline_floor.py), in front of
+    the uint8 model server `target`."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.pipeline_floor"]
+    env = {"TF_SERVING_HOST": target, "PORT": str(port)}
+    return Server("pipeline-floor", argv, port, work / "pipeline-floor.log", env)
+
+
 def ours(
     target: str, threads: int, work: pathlib.Path, name: str = "ours", extra: dict[str, str] | None = None
 ) -> Server:

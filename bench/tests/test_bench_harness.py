@@ -122,6 +122,29 @@ def test_nginx_serves_both_image_cases(tmp_path):
         nginx.stop()
 
 
+def test_pipeline_floor_serves_a_real_prediction(tmp_path, instant_backends):
+    """The library-only request path fetches the image from nginx, decodes it and sends the uint8
+    tensor the gateway would send: the model server sees one 299x299x3 Predict per request and
+    its scores come back."""
+    cases = images.write_cases(tmp_path / "images")
+    backend = instant_backends["uint8"]
+    nginx = servers.nginx(tmp_path / "images", tmp_path).start()
+    floor = servers.pipeline_floor(backend.address, tmp_path).start()
+    try:
+        nginx.wait_listening(30)
+        floor.wait_listening(60)
+        backend.reset()
+        for path in cases.values():
+            body = servers.check_prediction(floor, f"{nginx.url}/{path.name}", instant.NUM_CLASSES)
+            assert list(body.values()) == instant.SCORES
+        counts = backend.counts()
+        assert counts["predicts"] == len(cases)
+        assert counts["payload_bytes"] == len(cases) * 299 * 299 * 3
+    finally:
+        floor.stop()
+        nginx.stop()
+
+
 def test_wrk_reports_successful_posts(tmp_path):
     bodies = []
 
@@ -242,3 +265,20 @@ def test_per_thread_counters_see_a_busy_thread_and_its_sleeps():
     assert voluntary >= 2.5
     assert not any(f" {tids['idle']} (pid {pid})" in line for line in report)
     assert report[-1].startswith("total")
+
+
+def test_profile_summary_skips_what_is_not_a_sample(tmp_path):
+    """py-spy's raw output can hold a docstring read as a frame name (newlines, bytes that are
+    not UTF-8): those pieces are skipped, the samples around them counted."""
+    from bench import profile
+
+    raw = tmp_path / "raw.txt"
+    raw.write_bytes(
+        b"process 1;predict (app.py:1);decode (imaging.py:2) 3\n"
+        b"process 1;predict (app.py:1);Selectors module.\n\nThis \xf9 module\n"
+        b"process 1;predict (app.py:1);send (grpc.py:3) 1\n"
+        b"process 1;idle (loop.py:4) 5\n"
+    )
+    text = profile.summarize(raw, "predict", 10)
+    assert text.startswith("4 samples in request handling")
+    assert " 75.0%  decode (imaging.py:2)" in text and " 25.0%  send (grpc.py:3)" in text
