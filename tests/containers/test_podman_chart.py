@@ -112,6 +112,25 @@ def pod_ip(pod: str, network: str, env: dict) -> str:
     ).stdout.strip()
 
 
+def clear_leftovers(env: dict) -> None:
+    """Remove what an earlier run killed mid-`kube play` left behind (podman 4.3 can hang there
+    until the 600 s timeout; the kill leaves a storage-only container and a volume named after
+    the release): pods, containers including storage-only ones, and volumes named `RELEASE-*`.
+    Any of them makes the next `kube play` fail on a name already in use."""
+    name = f"name={RELEASE}-"
+    pods = podman("pod", "ps", "-q", "--filter", name, env=env, check=False).stdout.split()
+    if pods:
+        podman("pod", "rm", "-f", *pods, env=env, check=False)
+    for container in podman(
+        "ps", "-a", "--external", "-q", "--filter", name, env=env, check=False
+    ).stdout.split():
+        podman("rm", "-f", container, env=env, check=False)
+        podman("rm", "--storage", container, env=env, check=False)
+    volumes = podman("volume", "ls", "-q", "--filter", name, env=env, check=False).stdout.split()
+    if volumes:
+        podman("volume", "rm", "-f", *volumes, env=env, check=False)
+
+
 def wait_for(check, what: str, timeout: float, diagnose) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -140,6 +159,7 @@ def test_rendered_deployments_serve_a_prediction_under_podman(podman_env, podman
         "always"
     )
     network = f"ks-podman-{uuid.uuid4().hex[:8]}"
+    clear_leftovers(podman_env)
     files = {"model-server": tmp_path / "model-server.yaml", "gateway": tmp_path / "gateway.yaml"}
     files["model-server"].write_text(yaml.safe_dump_all([*configmaps, model_server]))
     podman("network", "create", network, env=podman_env)
