@@ -3,7 +3,7 @@
 Answers the benchmark's `POST /predict {"url": ...}` the way the gateway does, with the same
 libraries and calls: aiohttp's server reads the JSON body, one kept-alive aiohttp `ClientSession`
 GETs the image, the gateway's own `decode_resized` and `encode_predict_request` turn it into the
-uint8 PredictRequest, grpc.aio sends it to TF_SERVING_HOST and the scores go back as JSON. And
+uint8 PredictRequest (`bench.preprocessing.ours_request`, the calls figure 1 times), grpc.aio sends it to TF_SERVING_HOST and the scores go back as JSON. And
 nothing else: no input validation, SSRF checks, deadlines, size or memory limits, request ids,
 access log or metrics. Measured beside ours under the same load, ours ÷ this is what the gateway's
 own code costs, and this ÷ the lesson's gateway is the best any gateway built on these libraries
@@ -22,12 +22,11 @@ import grpc
 from aiohttp import web
 from tensorflow_serving.apis import predict_pb2
 
-from bench.backend import IMAGE_SIZE, INPUT_NAME, MODEL_NAME, NUM_CLASSES, OUTPUT_NAME, SIGNATURE_NAME
-from gateway.imaging import decode_resized
+from bench.backend import NUM_CLASSES, OUTPUT_NAME
+from bench.preprocessing import ours_request
 from gateway.model_client import PREDICT_METHOD
-from gateway.tensors import encode_predict_request, from_tensor_proto
+from gateway.tensors import from_tensor_proto
 
-MAX_PIXELS = 50_000_000  # the gateway's default MAX_IMAGE_PIXELS
 LABELS = [f"class_{i}" for i in range(NUM_CLASSES)]
 
 
@@ -42,11 +41,7 @@ async def serve(target: str, port: int) -> None:
         body = await request.json()
         async with session.get(body["url"]) as response:
             image = await response.read()
-        rgb = decode_resized(image, IMAGE_SIZE, IMAGE_SIZE, MAX_PIXELS)
-        answer = await call(
-            encode_predict_request(MODEL_NAME, SIGNATURE_NAME, INPUT_NAME, rgb[None], [OUTPUT_NAME]),
-            timeout=10,
-        )
+        answer = await call(ours_request(image), timeout=10)
         scores = from_tensor_proto(answer.outputs[OUTPUT_NAME])[0]
         return web.json_response(dict(zip(LABELS, map(float, scores))))
 

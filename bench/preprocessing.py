@@ -19,8 +19,9 @@ from collections.abc import Callable
 from PIL import Image
 
 from bench.backend import IMAGE_SIZE, INPUT_NAME, MODEL_NAME, OUTPUT_NAME, SIGNATURE_NAME
+from gateway.settings import Settings
 
-MAX_PIXELS = 50_000_000  # the gateway's default MAX_IMAGE_PIXELS
+MAX_PIXELS = Settings.max_image_pixels  # the gateway's default MAX_IMAGE_PIXELS
 
 
 def decode_full(data: bytes) -> None:

@@ -229,16 +229,13 @@ def _throughput_tables(result: dict) -> list[str]:
                 ratios.append(f"{by_gateway[ours][c]['rps'] / best:.2f}× |  | ")
             lines.append(f"| {ours} ÷ better baseline (req/s) | " + " | ".join(ratios) + " |")
         if case == "dataset":
-            cells = [
-                f"{result['web_floor'][c]['rps']:.1f} |  | {result['web_floor'][c]['cpu_ms']:.2f}"
-                for c in concurrencies
-            ]
-            lines.append(f"| {WEB_FLOOR} (no fetch, decode or gRPC) | " + " | ".join(cells) + " | 0 |")
-            cells = [
-                f"{result['pipeline_floor'][c]['rps']:.1f} |  | {result['pipeline_floor'][c]['cpu_ms']:.2f}"
-                for c in concurrencies
-            ]
-            lines.append(f"| {PIPELINE_FLOOR} (bench/pipeline_floor.py) | " + " | ".join(cells) + " | 0 |")
+            for key, title in (
+                ("web_floor", f"{WEB_FLOOR} (no fetch, decode or gRPC)"),
+                ("pipeline_floor", f"{PIPELINE_FLOOR} (bench/pipeline_floor.py)"),
+            ):
+                floor = result[key]
+                cells = [f"{floor[c]['rps']:.1f} |  | {floor[c]['cpu_ms']:.2f}" for c in concurrencies]
+                lines.append(f"| {title} | " + " | ".join(cells) + " | 0 |")
         lines.append("")
     return lines + _rig_table(result)
 

@@ -99,15 +99,19 @@ def run(config: Config) -> dict:
             OURS_FLOAT32: servers.ours(backend.address, config.threads, work, "ours-float32", extra),
         }
         model_server_of = {name: backend_uint8 if name == OURS else backend for name in GATEWAYS}
-        web_floor = servers.web_floor(config.threads, work)
-        pipeline_floor = servers.pipeline_floor(backend_uint8.address, work)
+        # Result key -> (label, server) of the floors measured beside the dataset-JPEG runs.
+        floors = {
+            "web_floor": (WEB_FLOOR, servers.web_floor(config.threads, work)),
+            "pipeline_floor": (PIPELINE_FLOOR, servers.pipeline_floor(backend_uint8.address, work)),
+        }
         spread_gateways = {
             BASELINE_WAITRESS: servers.baseline_waitress(
                 replicas_target, config.threads, work, "baseline-waitress-replicas"
             ),
             OURS: servers.ours(replicas_target, config.threads, work, "ours-replicas", extra),
         }
-        everything = [nginx, web_floor, pipeline_floor, *gateways.values(), *spread_gateways.values()]
+        floor_servers = [server for _, server in floors.values()]
+        everything = [nginx, *floor_servers, *gateways.values(), *spread_gateways.values()]
         for server in everything:
             stack.callback(server.stop)
             server.start()
@@ -116,7 +120,7 @@ def run(config: Config) -> dict:
 
         urls = {case: f"{nginx.url}/{path.name}" for case, path in cases.items()}
         scripts = {case: load.write_script(url, work / f"{case}.lua") for case, url in urls.items()}
-        for server in [pipeline_floor, *gateways.values(), *spread_gateways.values()]:
+        for server in [floors["pipeline_floor"][1], *gateways.values(), *spread_gateways.values()]:
             for url in urls.values():
                 servers.check_prediction(server, url, NUM_CLASSES)
 
@@ -135,12 +139,11 @@ def run(config: Config) -> dict:
         for case in cases:
             for name in GATEWAYS:
                 load.run_wrk(gateways[name].url, scripts[case], 4, 2)
-        for floor in (web_floor, pipeline_floor):
-            load.run_wrk(floor.url, scripts["dataset"], 4, 2)
+        for server in floor_servers:
+            load.run_wrk(server.url, scripts["dataset"], 4, 2)
 
         runs = {case: {name: {c: [] for c in config.concurrencies} for name in GATEWAYS} for case in cases}
-        floor_runs = {c: [] for c in config.concurrencies}
-        pipeline_runs = {c: [] for c in config.concurrencies}
+        floor_runs = {key: {c: [] for c in config.concurrencies} for key in floors}
         call_floors = []
         spread_counts = {name: [0, 0] for name in spread_gateways}
         for rep in range(config.reps):
@@ -148,12 +151,10 @@ def run(config: Config) -> dict:
             for case in cases:
                 for c in config.concurrencies:
                     if case == "dataset":
-                        floor_runs[c].append(
-                            _floor_run(WEB_FLOOR, web_floor, scripts[case], c, config.seconds)
-                        )
-                        pipeline_runs[c].append(
-                            _floor_run(PIPELINE_FLOOR, pipeline_floor, scripts[case], c, config.seconds)
-                        )
+                        for key, (label, server) in floors.items():
+                            floor_runs[key][c].append(
+                                _floor_run(label, server, scripts[case], c, config.seconds)
+                            )
                     for name in _rotated(GATEWAYS, rep):
                         model_server = model_server_of[name]
                         before = (
@@ -188,9 +189,11 @@ def run(config: Config) -> dict:
                     spread_counts[name][i] += replica.counts()["predicts"]
                 log(f"rep {rep + 1}/{config.reps} spread {name}: {spread_counts[name]}")
         result["throughput"] = _summarize_throughput(runs)
-        for name, floor_by_c in (("web_floor", floor_runs), ("pipeline_floor", pipeline_runs)):
-            result[name] = {
-                str(c): {key: statistics.median(r[key] for r in measured) for key in ("rps", "cpu_ms")}
+        for key, floor_by_c in floor_runs.items():
+            result[key] = {
+                str(c): {
+                    figure: statistics.median(r[figure] for r in measured) for figure in ("rps", "cpu_ms")
+                }
                 for c, measured in floor_by_c.items()
             }
         result["call_floor"] = {
