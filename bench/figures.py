@@ -57,9 +57,20 @@ def pipeline_floor(result: dict) -> dict:
     """Ours against the same request path in its libraries alone (bench/pipeline_floor.py),
     measured beside it under the same load: ours ÷ that is what the gateway's own code costs
     (validation, SSRF checks, deadlines, limits, request ids, logs, metrics); that ÷ the better
-    baseline is the best CPU ratio a gateway on these libraries could reach on this rig."""
+    baseline is the best CPU ratio a gateway on these libraries could reach on this rig, that ÷
+    (decode floor + Flask/waitress floor) the best web-floor ratio, and its peak ÷ the better
+    baseline's peak the best throughput ratio."""
     tp = result["throughput"]
     floor = statistics.median(v["cpu_ms"] for v in result["pipeline_floor"].values())
     best = min(cpu_per_request(tp, "dataset", name) for name in BASELINES)
     ours = cpu_per_request(tp, "dataset", OURS)
-    return {"floor_ms": floor, "ours_ms": ours, "ours_ratio": ours / floor, "baseline_ratio": floor / best}
+    web = web_stack_floor(result)
+    floor_peak = max(v["rps"] for v in result["pipeline_floor"].values())
+    return {
+        "floor_ms": floor,
+        "ours_ms": ours,
+        "ours_ratio": ours / floor,
+        "baseline_ratio": floor / best,
+        "web_floor_ratio": floor / (web["decode_ms"] + web["web_ms"]),
+        "peak_ratio": floor_peak / max(peak(tp, "dataset", name) for name in BASELINES),
+    }

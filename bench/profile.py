@@ -8,6 +8,10 @@ and page faults from /proc before and after the load and prints them per request
 
     python -m bench.profile --gateway ours --case dataset --connections 1
     python -m bench.profile --gateway ours --case dataset --connections 4 --per-thread
+    python -m bench.profile --gateway pipeline-floor --case dataset --connections 4 --per-thread
+
+`pipeline-floor` is ours' request path in its libraries alone (bench/pipeline_floor.py): the same
+report for it shows what ours adds.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ def start_gateway(name: str, target: str, threads: int, work: pathlib.Path, ngin
             "LABELS": ",".join(LESSON_CLASSES),
         }
         return servers.ours(target, threads, work, extra=extra)
+    if name == "pipeline-floor":  # ours' calls in their libraries alone, to compare ours with
+        return servers.pipeline_floor(target, work)
     if name == "baseline-waitress":
         return servers.baseline_waitress(target, threads, work)
     return servers.baseline_gunicorn(target, work)
@@ -111,7 +117,9 @@ def per_thread_report(
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--gateway", choices=("ours", "baseline-waitress", "baseline-gunicorn"), default="ours"
+        "--gateway",
+        choices=("ours", "pipeline-floor", "baseline-waitress", "baseline-gunicorn"),
+        default="ours",
     )
     parser.add_argument("--case", choices=images.CASES, default="dataset")
     parser.add_argument("--connections", type=int, default=1)
@@ -119,7 +127,7 @@ def main() -> None:
     parser.add_argument(
         "--dtype",
         choices=("uint8", "float32"),
-        help="the model's input (default: uint8 for ours, float32 for the lesson's gateway)",
+        help="the model's input (default: uint8 for ours and the pipeline floor, float32 for the lesson's gateway)",
     )
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--top", type=int, default=25)
@@ -145,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="keras-serving-profile-") as tmp,
-        Backend(args.dtype or ("uint8" if args.gateway == "ours" else "float32")) as backend,
+        Backend(args.dtype or ("float32" if args.gateway.startswith("baseline") else "uint8")) as backend,
     ):
         work = pathlib.Path(tmp)
         cases = images.write_cases(work / "images")
@@ -206,7 +214,13 @@ def main() -> None:
                 f"p50 {measured['p50_ms']:.1f} ms, p99 {measured['p99_ms']:.1f} ms "
                 f"(slowed by the sampling)\n"
             )
-            keep = "" if args.all_threads else "predict" if args.gateway == "ours" else "predict_endpoint"
+            keep = (
+                ""
+                if args.all_threads
+                else "predict_endpoint"
+                if args.gateway.startswith("baseline")
+                else "predict"
+            )
             print(summarize(raw, keep, args.top))
         finally:
             gateway.stop()
