@@ -3,11 +3,11 @@
 Answers the benchmark's `POST /predict {"url": ...}` the way the gateway does, with the same
 libraries and calls: aiohttp's server reads the JSON body, one kept-alive aiohttp `ClientSession`
 GETs the image, the gateway's own `decode_resized` and `encode_predict_request` turn it into the
-uint8 PredictRequest (`bench.preprocessing.ours_request`, the calls figure 1 times), grpc.aio sends it to TF_SERVING_HOST and the scores go back as JSON. And
-nothing else: no input validation, SSRF checks, deadlines, size or memory limits, request ids,
-access log or metrics. Measured beside ours under the same load, ours ÷ this is what the gateway's
-own code costs, and this ÷ the lesson's gateway is the best any gateway built on these libraries
-could do on the rig.
+uint8 PredictRequest (`bench.preprocessing.ours_request`, the calls figure 1 times), grpc.aio
+sends it to TF_SERVING_HOST and the scores go back as JSON. And nothing else: no input
+validation, SSRF checks, deadlines, size or memory limits, request ids, access log or metrics.
+Measured beside ours under the same load, ours ÷ this is what the gateway's own code costs, and
+this ÷ the lesson's gateway is the best any gateway built on these libraries could do on the rig.
 
 Environment: TF_SERVING_HOST (host:port of the instant model server, uint8 signature) and PORT.
 """

@@ -151,9 +151,10 @@ def main() -> None:
         help="no sampling: CPU, context switches and page faults of each gateway thread per request",
     )
     args = parser.parse_args()
+    lessons = args.gateway.startswith("baseline")  # the lesson's gateway: float32, its own endpoint
     with (
         tempfile.TemporaryDirectory(prefix="keras-serving-profile-") as tmp,
-        Backend(args.dtype or ("float32" if args.gateway.startswith("baseline") else "uint8")) as backend,
+        Backend(args.dtype or ("float32" if lessons else "uint8")) as backend,
     ):
         work = pathlib.Path(tmp)
         cases = images.write_cases(work / "images")
@@ -214,13 +215,7 @@ def main() -> None:
                 f"p50 {measured['p50_ms']:.1f} ms, p99 {measured['p99_ms']:.1f} ms "
                 f"(slowed by the sampling)\n"
             )
-            keep = (
-                ""
-                if args.all_threads
-                else "predict_endpoint"
-                if args.gateway.startswith("baseline")
-                else "predict"
-            )
+            keep = "" if args.all_threads else "predict_endpoint" if lessons else "predict"
             print(summarize(raw, keep, args.top))
         finally:
             gateway.stop()

@@ -14,6 +14,8 @@ from bench.figures import (
     GOAL_PEAK,
     GOAL_PHONE_PREP,
     GOAL_WEB_FLOOR,
+    better_for_cpu,
+    better_for_peak,
     call_floor,
     cpu_per_request,
     peak,
@@ -37,7 +39,7 @@ def targets(result: dict) -> list[dict]:
         }
     )
     for case, goal in GOAL_PEAK.items():
-        best = max(BASELINES, key=lambda name: peak(tp, case, name))
+        best = better_for_peak(tp, case)
         ratio = peak(tp, case, OURS) / peak(tp, case, best)
         rows.append(
             {
@@ -69,7 +71,7 @@ def targets(result: dict) -> list[dict]:
         }
     )
     for case, goal in GOAL_CPU.items():
-        best = min(BASELINES, key=lambda name: cpu_per_request(tp, case, name))
+        best = better_for_cpu(tp, case)
         ratio = cpu_per_request(tp, case, OURS) / cpu_per_request(tp, case, best)
         rows.append(
             {

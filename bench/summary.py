@@ -12,11 +12,13 @@ from bench.figures import (
     GOAL_PEAK,
     GOAL_PHONE_PREP,
     GOAL_WEB_FLOOR,
+    better_for_cpu,
+    better_for_peak,
     cpu_per_request,
     peak,
     web_stack_floor,
 )
-from bench.run import BASELINES, OURS
+from bench.run import OURS
 
 
 def summary(result: dict, results_link: str) -> str:
@@ -37,7 +39,7 @@ def summary(result: dict, results_link: str) -> str:
         return "met" if met else "**missed**"
 
     for case, goal in GOAL_CPU.items():
-        best = min(BASELINES, key=lambda name: cpu_per_request(tp, case, name))
+        best = better_for_cpu(tp, case)
         base, ours = cpu_per_request(tp, case, best), cpu_per_request(tp, case, OURS)
         target = f"≤ {goal:g}×: {verdict(ours / base <= goal)}" if goal else "—"
         lines.append(
@@ -46,7 +48,7 @@ def summary(result: dict, results_link: str) -> str:
         )
     for case in ("dataset", "phone"):
         goal = GOAL_PEAK[case]
-        best = max(BASELINES, key=lambda name: peak(tp, case, name))
+        best = better_for_peak(tp, case)
         base, ours = peak(tp, case, best), peak(tp, case, OURS)
         lines.append(
             f"| {CASE_TITLES[case]}: peak throughput | {base:.0f} req/s | {ours:.0f} req/s "
